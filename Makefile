@@ -1,0 +1,38 @@
+# runql developer commands. `make run` and `make test` work on a fresh machine with Python 3.11+.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint format schema bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install ## migrate ./runql.db, load demo data if empty, serve http://127.0.0.1:8000/graphql
+	$(BIN)/runql migrate
+	$(BIN)/runql demo --if-empty
+	$(BIN)/runql serve
+
+test: install ## the whole suite, on SQLite and PostgreSQL
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check runql tests bench
+	$(BIN)/ruff format --check runql tests bench
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff check --fix runql tests bench
+	$(BIN)/ruff format runql tests bench
+
+schema: install ## regenerate schema.graphql after an API change
+	$(BIN)/runql export-schema > schema.graphql
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,59 @@
+"""The Starlette application: ``/graphql`` (GraphiQL, HTTP, websockets), health checks."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+
+from runql.db.engine import Database
+from runql.db.migrate import is_current
+from runql.graphql_view import RunqlGraphQL
+from runql.schema import build_schema
+from runql.settings import Settings
+
+
+def create_app(settings: Settings | None = None, *, db: Database | None = None) -> Starlette:
+    """Build the ASGI app. Pass ``db`` to share an existing database (tests, benchmarks)."""
+    settings = settings or Settings.from_env()
+    database = db or Database(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        statement_timeout_ms=settings.statement_timeout_ms,
+    )
+    graphql = RunqlGraphQL(build_schema(), db=database, settings=settings)
+
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> JSONResponse:
+        try:
+            current = await is_current(database)
+        except OSError as exc:  # server unreachable
+            return JSONResponse({"status": "unavailable", "error": type(exc).__name__}, 503)
+        if not current:
+            return JSONResponse({"status": "migrations pending"}, 503)
+        return JSONResponse({"status": "ready"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        if db is None:
+            await database.dispose()
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.db = database
+    app.state.settings = settings
+    return app

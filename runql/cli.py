@@ -1,0 +1,164 @@
+"""The ``runql`` command: serve, migrate, demo, user, project, export-schema."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from runql.db.engine import Database
+from runql.db.enums import MemberRole
+from runql.settings import Settings
+
+
+def _database(settings: Settings) -> Database:
+    return Database(settings.database_url, pool_size=2)
+
+
+def _run(settings: Settings, work: Callable[[Database], Awaitable[Any]]) -> Any:
+    async def main() -> Any:
+        db = _database(settings)
+        try:
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(main())
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from runql.db.migrate import upgrade
+
+    _run(settings, upgrade)
+    print(f"database is up to date: {settings.database_url}")
+    return 0
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from runql.demo import demo_tokens, load_demo
+
+    async def work(db: Database) -> dict[str, str]:
+        loaded = await load_demo(db, if_empty=args.if_empty)
+        if loaded is None:
+            print("database already has data: demo data not loaded")
+        else:
+            print("demo data loaded")
+        return await demo_tokens(db)
+
+    tokens = _run(settings, work)
+    if tokens:
+        print("\nDemo API tokens (in GraphiQL open 'Headers' at the bottom and paste):")
+        for name, token in tokens.items():
+            print(f'  {name:6} {{"Authorization": "Bearer {token}"}}')
+        print()
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from runql.app import create_app
+
+    host = args.host or settings.host
+    port = args.port or settings.port
+    print(f"runql: GraphiQL and API at http://{host}:{port}/graphql")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    return 0
+
+
+def cmd_user_create(settings: Settings, args: argparse.Namespace) -> int:
+    from runql.db.users import create_user
+
+    async def work(db: Database) -> str:
+        async with db.write() as session:
+            _, token = await create_user(session, args.name, admin=args.admin)
+        return token
+
+    token = _run(settings, work)
+    print(f"created user {args.name}{' (ADMIN)' if args.admin else ''}; API token (shown once):")
+    print(token)
+    return 0
+
+
+def _member(value: str) -> tuple[str, MemberRole]:
+    name, _, role = value.partition(":")
+    try:
+        return name, MemberRole(role.upper() or "USER")
+    except ValueError:
+        roles = ", ".join(r.value for r in MemberRole)
+        raise argparse.ArgumentTypeError(f"role must be one of {roles}") from None
+
+
+def cmd_project_create(settings: Settings, args: argparse.Namespace) -> int:
+    from runql.db.users import create_project
+
+    async def work(db: Database) -> None:
+        async with db.write() as session:
+            await create_project(session, args.name, args.member or [])
+
+    try:
+        _run(settings, work)
+    except LookupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"created project {args.name}")
+    return 0
+
+
+def cmd_export_schema(settings: Settings, args: argparse.Namespace) -> int:
+    from runql.schema import build_schema
+
+    sys.stdout.write(build_schema().as_str() + "\n")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="runql",
+        description="runql: GraphQL API of a workload orchestrator. "
+        "Configuration comes from RUNQL_* environment variables (see README).",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve GraphiQL and the API at /graphql")
+    serve.add_argument("--host", help="interface to bind (default RUNQL_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default RUNQL_PORT or 8000)")
+    serve.set_defaults(func=cmd_serve)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+    demo = sub.add_parser("demo", help="load demo data and print demo API tokens")
+    demo.add_argument("--if-empty", action="store_true", help="only when there are no users")
+    demo.set_defaults(func=cmd_demo)
+    user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
+    user_create = user.add_parser("create", help="create a user and print its API token once")
+    user_create.add_argument("name")
+    user_create.add_argument("--admin", action="store_true", help="global ADMIN (sees all)")
+    user_create.set_defaults(func=cmd_user_create)
+    project = sub.add_parser("project", help="manage projects").add_subparsers(
+        dest="action", required=True
+    )
+    project_create = project.add_parser("create", help="create a project")
+    project_create.add_argument("name")
+    project_create.add_argument(
+        "--member",
+        action="append",
+        type=_member,
+        metavar="USER[:ROLE]",
+        help="add a member (ROLE: ADMIN, MANAGER or USER; default USER); repeatable",
+    )
+    project_create.set_defaults(func=cmd_project_create)
+    sub.add_parser("export-schema", help="print the GraphQL SDL").set_defaults(
+        func=cmd_export_schema
+    )
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = Settings.from_env()
+    result: int = args.func(settings, args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

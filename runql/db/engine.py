@@ -1,0 +1,135 @@
+"""Engines, sessions and the write-transaction helper for SQLite and PostgreSQL.
+
+Reads and writes take different paths on purpose:
+
+* ``Database.read()`` gives a short session on a deferred transaction. Under SQLite's WAL
+  readers run beside the writer; every loader batch takes its own read session, because
+  one ``AsyncSession`` shared by sibling resolvers breaks when they run concurrently.
+* ``Database.write()`` gives a session whose transaction holds the write lock from its
+  first statement: ``BEGIN IMMEDIATE`` on SQLite, behind an in-process lock so concurrent
+  requests queue in Python instead of spinning on ``database is locked``. Without this,
+  SQLite's deferred transactions silently lose read-then-write updates (see
+  ``shared/notes/sqlite-writes.md``). PostgreSQL write paths lock rows with ``FOR UPDATE``.
+
+Every SQL statement is reported to the active :class:`StatementRecorder` (a context
+variable), which feeds the per-request log line and the statement-count guards in tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+@dataclass
+class StatementRecorder:
+    """Collects the SQL statements issued while it is active."""
+
+    statements: list[str] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+
+_recorders: contextvars.ContextVar[tuple[StatementRecorder, ...]] = contextvars.ContextVar(
+    "runql_statement_recorders", default=()
+)
+
+
+@contextlib.contextmanager
+def record_statements() -> Any:
+    """Record every statement issued in this context (and tasks started from it)."""
+    recorder = StatementRecorder()
+    token = _recorders.set((*_recorders.get(), recorder))
+    try:
+        yield recorder
+    finally:
+        _recorders.reset(token)
+
+
+def _on_execute(conn: Connection, cursor: Any, statement: str, *args: Any) -> None:
+    if statement in ("BEGIN", "BEGIN IMMEDIATE"):
+        return
+    for recorder in _recorders.get():
+        recorder.statements.append(statement)
+
+
+class Database:
+    """One engine plus the session factories runql uses."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, statement_timeout_ms: int = 0) -> None:
+        self.url = url
+        parsed = make_url(url)
+        self.dialect = parsed.get_backend_name()
+        self.is_sqlite = self.dialect == "sqlite"
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        if self.is_sqlite:
+            self.engine = create_async_engine(
+                url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+            )
+            _configure_sqlite(self.engine)
+        else:
+            server_settings = {"jit": "off", "application_name": "runql"}
+            if statement_timeout_ms:
+                server_settings["statement_timeout"] = str(statement_timeout_ms)
+            self.engine = create_async_engine(
+                url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=False,
+                connect_args={"server_settings": server_settings},
+            )
+        event.listen(self.engine.sync_engine, "before_cursor_execute", _on_execute)
+        self._write_engine = self.engine.execution_options(runql_write=True)
+        self._read_sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._write_sessions = async_sessionmaker(self._write_engine, expire_on_commit=False)
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A short session for reads; its transaction ends when the block does."""
+        async with self._read_sessions() as session:
+            yield session
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """A session in one write transaction, committed when the block exits cleanly."""
+        lock = self._write_lock or contextlib.nullcontext()
+        async with lock, self._write_sessions() as session, session.begin():
+            yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        # Take transaction control away from the driver so "begin" below decides.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get("runql_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

@@ -1,0 +1,116 @@
+"""Named read queries over runs: the keyset-paged runs list and lookups by id."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from runql.db.enums import ACTIVE_RUN_STATUSES, RunStatus
+from runql.db.models import HEAVY_RUN_COLUMNS, Project, Run, User
+from runql.db.visibility import Viewer, visible_projects
+
+#: A position in the runs list: ``(submitted_at, id)``, newest first.
+RunKey = tuple[dt.datetime, int]
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    statuses: tuple[RunStatus, ...] = ()
+    only_active: bool = False
+    user_name: str | None = None
+    submitted_after: dt.datetime | None = None
+    submitted_before: dt.datetime | None = None
+    name_contains: str | None = None
+
+
+@dataclass(frozen=True)
+class RunsPage:
+    runs: list[Run]
+    has_more: bool
+
+
+def _filtered(viewer: Viewer, project_name: str | None, filter: RunFilter) -> Select[Any]:
+    stmt = select(Run).where(Run.deleted.is_(False), visible_projects(viewer, Run.project_id))
+    if project_name is not None:
+        stmt = stmt.where(
+            Run.project_id
+            == select(Project.id).where(Project.name == project_name).scalar_subquery()
+        )
+    if filter.statuses:
+        stmt = stmt.where(Run.status.in_(filter.statuses))
+    if filter.only_active:
+        stmt = stmt.where(Run.status.in_(sorted(ACTIVE_RUN_STATUSES)))
+    if filter.user_name is not None:
+        stmt = stmt.where(
+            Run.user_id == select(User.id).where(User.name == filter.user_name).scalar_subquery()
+        )
+    if filter.submitted_after is not None:
+        stmt = stmt.where(Run.submitted_at >= filter.submitted_after)
+    if filter.submitted_before is not None:
+        stmt = stmt.where(Run.submitted_at < filter.submitted_before)
+    if filter.name_contains:
+        escaped = filter.name_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        stmt = stmt.where(Run.name.like(f"%{escaped}%", escape="\\"))
+    return stmt
+
+
+async def runs_page(
+    session: AsyncSession,
+    viewer: Viewer,
+    *,
+    project_name: str | None,
+    filter: RunFilter,
+    limit: int,
+    after: RunKey | None = None,
+    before: RunKey | None = None,
+    backwards: bool = False,
+) -> RunsPage:
+    """One page of visible runs, newest first, by keyset over ``(submitted_at, id)``.
+
+    Forwards it returns the ``limit`` runs older than ``after``; backwards (``last``) the
+    ``limit`` runs newer than ``before``, still newest first. One extra row is fetched to
+    tell whether more exist in the direction of travel.
+    """
+    key = tuple_(Run.submitted_at, Run.id)
+    stmt = _filtered(viewer, project_name, filter)
+    if after is not None:
+        stmt = stmt.where(key < tuple_(*after))
+    if before is not None:
+        stmt = stmt.where(key > tuple_(*before))
+    if backwards:
+        stmt = stmt.order_by(Run.submitted_at.asc(), Run.id.asc())
+    else:
+        stmt = stmt.order_by(Run.submitted_at.desc(), Run.id.desc())
+    rows: list[Run] = list(await session.scalars(stmt.limit(limit + 1)))
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    if backwards:
+        rows.reverse()
+    return RunsPage(runs=rows, has_more=has_more)
+
+
+async def runs_by_ids(session: AsyncSession, viewer: Viewer, ids: Sequence[int]) -> dict[int, Run]:
+    """Visible, non-deleted runs by id; invisible and unknown ids are simply absent."""
+    rows = await session.scalars(
+        select(Run).where(
+            Run.id.in_(ids), Run.deleted.is_(False), visible_projects(viewer, Run.project_id)
+        )
+    )
+    return {run.id: run for run in rows}
+
+
+async def run_columns(
+    session: AsyncSession, ids: Sequence[int], columns: Sequence[str]
+) -> dict[int, dict[str, Any]]:
+    """Heavy columns of runs already known to be visible, in one statement."""
+    unknown = set(columns) - set(HEAVY_RUN_COLUMNS)
+    if unknown:
+        raise ValueError(f"not a heavy run column: {sorted(unknown)}")
+    cols = [getattr(Run, name) for name in columns]
+    rows = await session.execute(select(Run.id, *cols).where(Run.id.in_(ids)))
+    return {row[0]: dict(zip(columns, row[1:], strict=True)) for row in rows}

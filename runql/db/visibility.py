@@ -1,0 +1,32 @@
+"""Who sees what, as SQL.
+
+A global ADMIN sees every project; anyone else sees the projects they are a member of.
+The rule is a subquery on ``members`` so it composes into any statement: project ids are
+never loaded into Python and sent back as an ``IN (...)`` list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, select, true
+from sqlalchemy.orm import InstrumentedAttribute
+
+from runql.db.models import Member
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The authenticated caller."""
+
+    user_id: int
+    name: str
+    is_admin: bool
+
+
+def visible_projects(viewer: Viewer, project_id: InstrumentedAttribute[int]) -> ColumnElement[bool]:
+    """A predicate on ``project_id`` that holds for the projects ``viewer`` may see."""
+    if viewer.is_admin:
+        return true()
+    memberships = select(Member.project_id).where(Member.user_id == viewer.user_id)
+    return project_id.in_(memberships.scalar_subquery())

@@ -1,0 +1,50 @@
+"""Errors a client is meant to see: a stable ``extensions.code`` and a clear message.
+
+Anything else raised while resolving is unexpected and gets masked by the schema's error
+handling (see ``runql.schema.errors``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql import GraphQLError
+
+
+class ClientError(GraphQLError):
+    """An expected failure: bad input, not found, forbidden, over a limit."""
+
+    code = "BAD_USER_INPUT"
+
+    def __init__(self, message: str, *, code: str | None = None, **extensions: Any) -> None:
+        super().__init__(message, extensions={"code": code or self.code, **extensions})
+
+
+class BadInput(ClientError):
+    code = "BAD_USER_INPUT"
+
+    def __init__(self, field: str, message: str, **extensions: Any) -> None:
+        super().__init__(f"{field}: {message}", field=field, **extensions)
+
+
+class LimitExceeded(ClientError):
+    code = "LIMIT_EXCEEDED"
+
+    def __init__(self, field: str, limit: int, actual: int | None = None) -> None:
+        got = "" if actual is None else f" (got {actual})"
+        super().__init__(f"{field} must be at most {limit}{got}", field=field, limit=limit)
+
+
+class Unauthenticated(ClientError):
+    code = "UNAUTHENTICATED"
+
+    def __init__(self, message: str = "missing or invalid API token") -> None:
+        super().__init__(message + ": send the header 'Authorization: Bearer <token>'")
+
+
+class Forbidden(ClientError):
+    code = "FORBIDDEN"
+
+
+class NotFound(ClientError):
+    code = "NOT_FOUND"

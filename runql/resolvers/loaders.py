@@ -1,0 +1,199 @@
+"""Per-request batch loaders (aiodataloader), named ``<Entity>By<Key>Loader``.
+
+Every resolver that touches the database goes through one of these, so a page of 100 runs
+costs one statement per kind of data, never one per run. Each batch opens its own short
+read session: sibling fields resolve concurrently and must not share a session.
+Loaders are built per request (they bind the running event loop and cache per viewer).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from typing import Any, TypeVar
+
+from aiodataloader import DataLoader
+
+from runql.db import jobs as job_queries
+from runql.db import runs as run_queries
+from runql.db import users as user_queries
+from runql.db.engine import Database
+from runql.db.enums import JobStatus
+from runql.db.models import Job, Project, Run, User
+from runql.db.types import as_object
+from runql.db.visibility import Viewer
+
+K = TypeVar("K", bound=Hashable)
+G = TypeVar("G", bound=Hashable)
+
+
+class _DbLoader(DataLoader):
+    def __init__(self, db: Database, viewer: Viewer) -> None:
+        super().__init__()
+        self.db = db
+        self.viewer = viewer
+
+
+async def _grouped(
+    keys: Sequence[K],
+    group: Callable[[K], G],
+    fetch: Callable[[G, list[K]], Awaitable[dict[K, Any]]],
+    default: Callable[[], Any],
+) -> list[Any]:
+    """Run ``fetch`` once per distinct group of keys (e.g. per limit), answer in key order."""
+    groups: dict[G, list[K]] = defaultdict(list)
+    for key in keys:
+        groups[group(key)].append(key)
+    found: dict[K, Any] = {}
+    for group_key, members in groups.items():
+        found.update(await fetch(group_key, members))
+    return [found.get(key, default()) for key in keys]
+
+
+class UserByIdLoader(_DbLoader):
+    async def batch_load_fn(self, ids: Sequence[int]) -> list[User | None]:
+        async with self.db.read() as session:
+            found = await user_queries.users_by_ids(session, ids)
+        return [found.get(i) for i in ids]
+
+
+class ProjectByIdLoader(_DbLoader):
+    async def batch_load_fn(self, ids: Sequence[int]) -> list[Project | None]:
+        async with self.db.read() as session:
+            found = await user_queries.projects_by_ids(session, self.viewer, ids)
+        return [found.get(i) for i in ids]
+
+
+class ProjectByNameLoader(_DbLoader):
+    async def batch_load_fn(self, names: Sequence[str]) -> list[Project | None]:
+        async with self.db.read() as session:
+            found = await user_queries.projects_by_names(session, self.viewer, names)
+        return [found.get(n) for n in names]
+
+
+class RunByIdLoader(_DbLoader):
+    async def batch_load_fn(self, ids: Sequence[int]) -> list[Run | None]:
+        async with self.db.read() as session:
+            found = await run_queries.runs_by_ids(session, self.viewer, ids)
+        return [found.get(i) for i in ids]
+
+
+class JobByIdLoader(_DbLoader):
+    async def batch_load_fn(self, ids: Sequence[int]) -> list[Job | None]:
+        async with self.db.read() as session:
+            found = await job_queries.jobs_by_ids(session, self.viewer, ids)
+        return [found.get(i) for i in ids]
+
+
+#: ``(run_id, submissions_limit, statuses)``
+LatestJobsKey = tuple[int, int, tuple[JobStatus, ...]]
+
+
+class LatestJobsByRunLoader(_DbLoader):
+    """The latest N submissions of each logical job of a run (for visible runs only:
+    callers pass ids of runs they already resolved)."""
+
+    async def batch_load_fn(self, keys: Sequence[LatestJobsKey]) -> list[list[Job]]:
+        async def fetch(
+            group: tuple[int, tuple[JobStatus, ...]], members: list[LatestJobsKey]
+        ) -> dict[LatestJobsKey, list[Job]]:
+            limit, statuses = group
+            async with self.db.read() as session:
+                rows = await job_queries.latest_submissions(
+                    session, limit=limit, run_ids=[k[0] for k in members], statuses=statuses
+                )
+            by_run: dict[int, list[Job]] = defaultdict(list)
+            for job in rows:
+                by_run[job.run_id].append(job)
+            return {key: by_run.get(key[0], []) for key in members}
+
+        return await _grouped(keys, lambda k: (k[1], k[2]), fetch, list)
+
+
+class LatestTerminatedByRunLoader(_DbLoader):
+    """Per run, the newest terminated submission of each logical job (status messages)."""
+
+    async def batch_load_fn(self, run_ids: Sequence[int]) -> list[list[Job]]:
+        async with self.db.read() as session:
+            rows = await job_queries.latest_terminated(session, run_ids)
+        by_run: dict[int, list[Job]] = defaultdict(list)
+        for job in rows:
+            by_run[job.run_id].append(job)
+        return [by_run.get(run_id, []) for run_id in run_ids]
+
+
+class JobCountsByRunLoader(_DbLoader):
+    async def batch_load_fn(self, run_ids: Sequence[int]) -> list[dict[JobStatus, int]]:
+        async with self.db.read() as session:
+            counts = await job_queries.job_counts(session, run_ids)
+        return [counts.get(run_id, {}) for run_id in run_ids]
+
+
+#: ``(run_id, replica_num, job_num, first)``
+SubmissionsKey = tuple[int, int, int, int]
+
+
+class SubmissionsByLogicalJobLoader(_DbLoader):
+    """One logical job's history, newest first, for ``Job.submissions(first)``."""
+
+    async def batch_load_fn(self, keys: Sequence[SubmissionsKey]) -> list[list[Job]]:
+        async def fetch(first: int, members: list[SubmissionsKey]) -> dict[SubmissionsKey, Any]:
+            async with self.db.read() as session:
+                rows = await job_queries.latest_submissions(
+                    session, limit=first, keys=[k[:3] for k in members]
+                )
+            by_key: dict[tuple[int, int, int], list[Job]] = defaultdict(list)
+            for job in rows:
+                by_key[(job.run_id, job.replica_num, job.job_num)].append(job)
+            return {key: by_key.get(key[:3], []) for key in members}
+
+        return await _grouped(keys, lambda k: k[3], fetch, list)
+
+
+class _ColumnLoader(_DbLoader):
+    """Heavy JSON columns, selected only when a query asks for the field.
+
+    Keys are ``(id, column)``; one statement reads every requested column of every
+    requested row. Values always come back as JSON objects.
+    """
+
+    fetch_columns: Callable[..., Awaitable[dict[int, dict[str, Any]]]]
+    nullable: frozenset[str] = frozenset()
+
+    async def batch_load_fn(self, keys: Sequence[tuple[int, str]]) -> list[Any]:
+        ids = list(dict.fromkeys(k[0] for k in keys))
+        columns = sorted({k[1] for k in keys})
+        async with self.db.read() as session:
+            rows = await type(self).fetch_columns(session, ids, columns)
+        result = []
+        for row_id, column in keys:
+            value = rows.get(row_id, {}).get(column)
+            result.append(None if value is None and column in self.nullable else as_object(value))
+        return result
+
+
+class RunColumnByIdLoader(_ColumnLoader):
+    fetch_columns = staticmethod(run_queries.run_columns)
+    nullable = frozenset({"summary", "system_metrics"})
+
+
+class JobColumnByIdLoader(_ColumnLoader):
+    fetch_columns = staticmethod(job_queries.job_columns)
+    nullable = frozenset({"result"})
+
+
+class Loaders:
+    """All loaders of one request."""
+
+    def __init__(self, db: Database, viewer: Viewer) -> None:
+        self.user_by_id = UserByIdLoader(db, viewer)
+        self.project_by_id = ProjectByIdLoader(db, viewer)
+        self.project_by_name = ProjectByNameLoader(db, viewer)
+        self.run_by_id = RunByIdLoader(db, viewer)
+        self.job_by_id = JobByIdLoader(db, viewer)
+        self.latest_jobs_by_run = LatestJobsByRunLoader(db, viewer)
+        self.latest_terminated_by_run = LatestTerminatedByRunLoader(db, viewer)
+        self.job_counts_by_run = JobCountsByRunLoader(db, viewer)
+        self.submissions_by_logical_job = SubmissionsByLogicalJobLoader(db, viewer)
+        self.run_column_by_id = RunColumnByIdLoader(db, viewer)
+        self.job_column_by_id = JobColumnByIdLoader(db, viewer)

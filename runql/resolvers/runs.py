@@ -1,0 +1,139 @@
+"""Resolvers of the runs read path: the runs list, one run, and a run's nested fields."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from dataclasses import dataclass, fields
+from typing import Any
+
+from runql.db import runs as run_queries
+from runql.db.enums import JobStatus
+from runql.db.models import Job, Project, Run, User
+from runql.db.runs import RunFilter, RunKey
+from runql.resolvers.context import Context
+from runql.resolvers.errors import BadInput, LimitExceeded
+from runql.resolvers.ids import parse_id
+from runql.resolvers.pagination import Page, decode_cursor, encode_cursor, page_size
+from runql.resolvers.status_message import run_status_message
+
+CURSOR_KIND = "runs"
+DEFAULT_PAGE_SIZE = 20
+MAX_SUBMISSIONS_LIMIT = 100
+
+
+def _cursor(ctx: Context, run: Run) -> str:
+    return encode_cursor(
+        ctx.settings.secret_key, CURSOR_KIND, [run.submitted_at.isoformat(), run.id]
+    )
+
+
+def _position(ctx: Context, cursor: str, argument: str) -> RunKey:
+    value = decode_cursor(ctx.settings.secret_key, CURSOR_KIND, cursor, argument=argument)
+    try:
+        submitted_at, run_id = value
+        return dt.datetime.fromisoformat(submitted_at), int(run_id)
+    except (TypeError, ValueError):
+        raise BadInput(argument, "not a valid cursor") from None
+
+
+async def runs(
+    ctx: Context,
+    *,
+    project: str | None,
+    filter: RunFilter,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+) -> Page[Run]:
+    limit, backwards = page_size(
+        first, last, maximum=ctx.settings.max_page_size, default=DEFAULT_PAGE_SIZE
+    )
+    after_key = _position(ctx, after, "after") if after else None
+    before_key = _position(ctx, before, "before") if before else None
+    async with ctx.db.read() as session:
+        page = await run_queries.runs_page(
+            session,
+            ctx.viewer,
+            project_name=project,
+            filter=filter,
+            limit=limit,
+            after=after_key,
+            before=before_key,
+            backwards=backwards,
+        )
+    if backwards:
+        has_next, has_previous = before is not None, page.has_more
+    else:
+        has_next, has_previous = page.has_more, after is not None
+    return Page.build(
+        page.runs,
+        lambda run: _cursor(ctx, run),
+        has_next_page=has_next,
+        has_previous_page=has_previous,
+    )
+
+
+async def run_by_id(ctx: Context, run_id: str) -> Run | None:
+    parsed = parse_id(run_id, "id")
+    return None if parsed is None else await ctx.loaders.run_by_id.load(parsed)
+
+
+async def run_project(ctx: Context, run: Run) -> Project:
+    project = await ctx.loaders.project_by_id.load(run.project_id)
+    assert project is not None, "a visible run's project is visible"
+    return project
+
+
+async def run_user(ctx: Context, run: Run) -> User:
+    user = await ctx.loaders.user_by_id.load(run.user_id)
+    assert user is not None, "runs reference existing users"
+    return user
+
+
+async def run_jobs(
+    ctx: Context, run: Run, submissions_limit: int, statuses: list[JobStatus] | None
+) -> list[Job]:
+    if submissions_limit < 1:
+        raise BadInput("submissionsLimit", "must be at least 1")
+    if submissions_limit > MAX_SUBMISSIONS_LIMIT:
+        raise LimitExceeded("submissionsLimit", MAX_SUBMISSIONS_LIMIT, submissions_limit)
+    key = (run.id, submissions_limit, tuple(sorted(set(statuses or ()))))
+    jobs: list[Job] = await ctx.loaders.latest_jobs_by_run.load(key)
+    return jobs
+
+
+async def run_status_message_of(ctx: Context, run: Run) -> str:
+    latest, terminated = await asyncio.gather(
+        ctx.loaders.latest_jobs_by_run.load((run.id, 1, ())),
+        ctx.loaders.latest_terminated_by_run.load(run.id),
+    )
+    return run_status_message(run, latest, terminated)
+
+
+@dataclass(frozen=True)
+class JobCounts:
+    """Logical jobs of a run per status of their latest submission."""
+
+    blocked: int = 0
+    submitted: int = 0
+    running: int = 0
+    terminating: int = 0
+    terminated: int = 0
+    aborted: int = 0
+    failed: int = 0
+    done: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(getattr(self, f.name) for f in fields(self))
+
+
+async def run_job_counts(ctx: Context, run: Run) -> JobCounts:
+    counts: dict[JobStatus, int] = await ctx.loaders.job_counts_by_run.load(run.id)
+    return JobCounts(**{status.value.lower(): n for status, n in counts.items()})
+
+
+async def run_column(ctx: Context, run: Run, column: str) -> Any:
+    return await ctx.loaders.run_column_by_id.load((run.id, column))

@@ -1,0 +1,54 @@
+"""``Run.statusMessage``: one short line a UI shows next to a run's status.
+
+Derived like a good orchestrator UI does, from the run, the latest submission of each
+logical job, and the newest terminated submission of each logical job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from runql.db.enums import RETRYABLE_REASONS, JobStatus, RunStatus, TerminationReason
+from runql.db.models import Job, Run
+
+_WAITING = frozenset({JobStatus.SUBMITTED, JobStatus.BLOCKED})
+_FAILED = frozenset({JobStatus.FAILED, JobStatus.ABORTED})
+
+
+def _humanize(reason: str) -> str:
+    return reason.lower().replace("_", " ")
+
+
+def run_status_message(run: Run, latest: Sequence[Job], terminated: Sequence[Job]) -> str:
+    status = RunStatus(run.status)
+    if status == RunStatus.DONE:
+        return "done"
+    if status == RunStatus.TERMINATED:
+        if run.termination_reason == TerminationReason.ABORTED_BY_USER:
+            return "aborted by user"
+        if run.termination_reason == TerminationReason.TERMINATED_BY_USER:
+            return "stopped by user"
+        return "terminated"
+    if status == RunStatus.TERMINATING:
+        return "stopping"
+    if status == RunStatus.FAILED:
+        failed = [job for job in terminated if job.status in _FAILED]
+        culprit = next(
+            (job for job in failed if job.termination_reason != TerminationReason.UPSTREAM_FAILED),
+            failed[0] if failed else None,
+        )
+        if culprit is None:
+            return f"failed: {_humanize(run.termination_reason or 'unknown')}"
+        detail = culprit.termination_message or _humanize(culprit.termination_reason or "failed")
+        return f"failed: {culprit.name}: {detail}"
+    last_terminated = {(j.replica_num, j.job_num): j for j in terminated}
+    for job in latest:
+        previous = last_terminated.get((job.replica_num, job.job_num))
+        if (
+            job.status in _WAITING
+            and previous is not None
+            and previous.submission_num < job.submission_num
+            and previous.termination_reason in RETRYABLE_REASONS
+        ):
+            return "retrying"
+    return status.value.lower()

@@ -1,0 +1,47 @@
+"""Input types of queries (mutation inputs live beside their mutations)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import strawberry
+
+from runql.db.runs import RunFilter as RunFilterData
+from runql.schema.enums import RunStatus
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    """Times without an offset are taken as UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=dt.UTC)
+
+
+@strawberry.input(description="Narrow the runs list. All given conditions must hold.")
+class RunFilter:
+    statuses: list[RunStatus] | None = strawberry.field(
+        default=None, description="Only runs in one of these statuses."
+    )
+    only_active: bool = strawberry.field(
+        default=False, description="Only runs not yet TERMINATED, FAILED or DONE."
+    )
+    user_name: str | None = strawberry.field(default=None, description="Only runs of this user.")
+    submitted_after: dt.datetime | None = strawberry.field(
+        default=None, description="Only runs submitted at or after this time."
+    )
+    submitted_before: dt.datetime | None = strawberry.field(
+        default=None, description="Only runs submitted before this time."
+    )
+    name_contains: str | None = strawberry.field(
+        default=None, description="Only runs whose name contains this text (case as stored)."
+    )
+
+    def to_data(self) -> RunFilterData:
+        return RunFilterData(
+            statuses=tuple(self.statuses or ()),
+            only_active=self.only_active,
+            user_name=self.user_name,
+            submitted_after=_utc(self.submitted_after),
+            submitted_before=_utc(self.submitted_before),
+            name_contains=self.name_contains,
+        )

@@ -1,0 +1,207 @@
+"""Object types. Thin on purpose: scalar fields read attributes of the ORM rows the
+resolvers return; every field that needs data goes through ``runql.resolvers``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Generic, TypeVar
+
+import strawberry
+from strawberry.scalars import JSON
+
+from runql.db import models
+from runql.resolvers import jobs as job_resolvers
+from runql.resolvers import projects as project_resolvers
+from runql.resolvers import runs as run_resolvers
+from runql.resolvers.runs import JobCounts as JobCountsData
+from runql.schema.enums import JobStatus, MemberRole, RunStatus, UserRole
+from runql.schema.info import Info
+
+T = TypeVar("T")
+
+
+def _is(model: type) -> Any:
+    """``is_type_of`` for types backed by ORM rows (federation entities resolve via it)."""
+
+    def is_type_of(cls: type, obj: Any, info: Any) -> bool:
+        return isinstance(obj, model | cls)
+
+    return classmethod(is_type_of)
+
+
+@strawberry.type(description="Pagination state of a connection (Relay style).")
+class PageInfo:
+    has_next_page: bool = strawberry.field(description="More items exist after endCursor.")
+    has_previous_page: bool = strawberry.field(description="More items exist before startCursor.")
+    start_cursor: str | None = strawberry.field(description="Cursor of the first edge.")
+    end_cursor: str | None = strawberry.field(description="Cursor of the last edge.")
+
+
+@strawberry.type(description="An item of a connection with its opaque cursor.")
+class Edge(Generic[T]):
+    cursor: str = strawberry.field(description="Pass to after/before to page from here.")
+    node: T = strawberry.field(description="The item.")
+
+
+@strawberry.type(description="A keyset-paginated list.")
+class Connection(Generic[T]):
+    edges: list[Edge[T]] = strawberry.field(description="The items of this page, in order.")
+    page_info: PageInfo = strawberry.field(description="Where this page sits in the list.")
+
+
+@strawberry.federation.type(keys=["id"], description="A person or robot with an API token.")
+class User:
+    id: strawberry.ID = strawberry.field(description="Stable identifier.")
+    name: str = strawberry.field(description="Unique user name.")
+    role: UserRole = strawberry.field(description="Global role.")
+    is_type_of = _is(models.User)
+
+
+@strawberry.federation.type(
+    keys=["id", "name"], description="A project: runs belong to one; members see them."
+)
+class Project:
+    id: strawberry.ID = strawberry.field(description="Stable identifier.")
+    name: str = strawberry.field(description="Unique project name.")
+    created_at: dt.datetime = strawberry.field(description="When the project was created.")
+    is_type_of = _is(models.Project)
+
+
+@strawberry.type(description="A project membership of a user.")
+class Membership:
+    project: Project = strawberry.field(description="The project.")
+    role: MemberRole = strawberry.field(description="The user's role in it.")
+
+
+@strawberry.type(description="Logical jobs of a run per status of their latest submission.")
+class JobCounts:
+    blocked: int = strawberry.field(description="Waiting for upstream jobs.")
+    submitted: int = strawberry.field(description="Ready to be claimed by a runner.")
+    running: int = strawberry.field(description="Claimed by a runner.")
+    terminating: int = strawberry.field(description="Asked to stop, runner not yet done.")
+    terminated: int = strawberry.field(description="Stopped by a user.")
+    aborted: int = strawberry.field(description="Aborted (by a user or upstream failure).")
+    failed: int = strawberry.field(description="Failed for good.")
+    done: int = strawberry.field(description="Finished successfully.")
+    total: int = strawberry.field(description="All logical jobs of the run.")
+    is_type_of = _is(JobCountsData)
+
+
+@strawberry.federation.type(
+    keys=["id"], description="A submitted workload: a DAG of jobs with a config."
+)
+class Run:
+    id: strawberry.ID = strawberry.field(description="Stable identifier.")
+    name: str = strawberry.field(description="Unique among the project's live runs.")
+    status: RunStatus = strawberry.field(description="Where the run is in its lifecycle.")
+    termination_reason: str | None = strawberry.field(description="Why the run ended, if so.")
+    priority: int = strawberry.field(description="Higher runs get their jobs claimed first.")
+    attempt: int = strawberry.field(description="Bumped on restart; older claims are stale.")
+    submitted_at: dt.datetime = strawberry.field(description="When the run was submitted.")
+    finished_at: dt.datetime | None = strawberry.field(
+        description="When it reached a final status."
+    )
+    is_type_of = _is(models.Run)
+
+    @strawberry.field(description="The project the run belongs to.")
+    async def project(self, root: strawberry.Parent[models.Run], info: Info) -> Project:
+        return await run_resolvers.run_project(info.context, root)  # type: ignore[return-value]
+
+    @strawberry.field(description="Who submitted the run.")
+    async def user(self, root: strawberry.Parent[models.Run], info: Info) -> User:
+        return await run_resolvers.run_user(info.context, root)  # type: ignore[return-value]
+
+    @strawberry.field(
+        description=(
+            "One line for a UI: done, running, retrying, stopping, stopped by user, "
+            "aborted by user, failed: <job>: <reason>, ..."
+        )
+    )
+    async def status_message(self, root: strawberry.Parent[models.Run], info: Info) -> str:
+        return await run_resolvers.run_status_message_of(info.context, root)
+
+    @strawberry.field(
+        description=(
+            "The latest submissions of each logical job (replica, job), newest first within a "
+            "logical job. Cost does not grow with retry history."
+        )
+    )
+    async def jobs(
+        self,
+        root: strawberry.Parent[models.Run],
+        info: Info,
+        submissions_limit: Annotated[
+            int,
+            strawberry.argument(description="Submissions per logical job (1-100)."),
+        ] = 1,
+        statuses: Annotated[
+            list[JobStatus] | None,
+            strawberry.argument(
+                description="Keep only those latest submissions in these statuses."
+            ),
+        ] = None,
+    ) -> list[Job]:
+        return await run_resolvers.run_jobs(info.context, root, submissions_limit, statuses)  # type: ignore[return-value]
+
+    @strawberry.field(description="Logical jobs per status of their latest submission.")
+    async def job_counts(self, root: strawberry.Parent[models.Run], info: Info) -> JobCounts:
+        return await run_resolvers.run_job_counts(info.context, root)  # type: ignore[return-value]
+
+    @strawberry.field(description="The run's configuration as submitted (heavy: loaded on demand).")
+    async def spec(self, root: strawberry.Parent[models.Run], info: Info) -> JSON:
+        return await run_resolvers.run_column(info.context, root, "spec")
+
+    @strawberry.field(description="Summary metrics reported for the run (heavy).")
+    async def summary(self, root: strawberry.Parent[models.Run], info: Info) -> JSON | None:
+        return await run_resolvers.run_column(info.context, root, "summary")
+
+    @strawberry.field(description="System metrics of the run's machines (heavy).")
+    async def system_metrics(self, root: strawberry.Parent[models.Run], info: Info) -> JSON | None:
+        return await run_resolvers.run_column(info.context, root, "system_metrics")
+
+
+@strawberry.federation.type(keys=["id"], description="One submission of a logical job.")
+class Job:
+    id: strawberry.ID = strawberry.field(description="Stable identifier of this submission.")
+    name: str = strawberry.field(description="The job's name within its run.")
+    replica_num: int = strawberry.field(description="Replica index of the logical job.")
+    job_num: int = strawberry.field(description="Index of the job within its run.")
+    submission_num: int = strawberry.field(description="0 for the first try, +1 per retry.")
+    status: JobStatus = strawberry.field(description="Where the submission is in its lifecycle.")
+    termination_reason: str | None = strawberry.field(description="Why it ended, if so.")
+    termination_message: str | None = strawberry.field(description="Details from the runner.")
+    exit_status: int | None = strawberry.field(description="Process exit status, if reported.")
+    runner_name: str | None = strawberry.field(description="The runner that claimed it.")
+    submitted_at: dt.datetime = strawberry.field(description="When this submission was made.")
+    started_at: dt.datetime | None = strawberry.field(description="When a runner claimed it.")
+    finished_at: dt.datetime | None = strawberry.field(description="When it ended.")
+    lease_expires_at: dt.datetime | None = strawberry.field(
+        description="When the runner's claim lapses unless renewed."
+    )
+    is_type_of = _is(models.Job)
+
+    @strawberry.field(description="The run this job belongs to.")
+    async def run(self, root: strawberry.Parent[models.Job], info: Info) -> Run:
+        return await job_resolvers.job_run(info.context, root)  # type: ignore[return-value]
+
+    @strawberry.field(description="This logical job's history, newest submission first.")
+    async def submissions(
+        self,
+        root: strawberry.Parent[models.Job],
+        info: Info,
+        first: Annotated[int, strawberry.argument(description="How many (1-100).")] = 10,
+    ) -> list[Job]:
+        return await job_resolvers.job_submissions(info.context, root, first)  # type: ignore[return-value]
+
+    @strawberry.field(description="The job's configuration (heavy: loaded on demand).")
+    async def spec(self, root: strawberry.Parent[models.Job], info: Info) -> JSON:
+        return await job_resolvers.job_column(info.context, root, "spec")
+
+    @strawberry.field(description="Result reported by the runner on completion (heavy).")
+    async def result(self, root: strawberry.Parent[models.Job], info: Info) -> JSON | None:
+        return await job_resolvers.job_column(info.context, root, "result")
+
+
+RunConnection = Connection[Run]
+ProjectConnection = Connection[Project]
+_ = project_resolvers  # projects resolve at the root (query.py)
