@@ -159,7 +159,7 @@ async def job_counts(
         .where(LogicalJob.run_id.in_(run_ids))
         .group_by(Job.run_id, Job.status)
     )
-    for run_id, status, count in (await session.execute(stmt)).tuples():
+    for run_id, status, count in await session.execute(stmt):
         counts[run_id][JobStatus(status)] = count
     return counts
 

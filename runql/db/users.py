@@ -58,7 +58,7 @@ async def create_project(
     if members:
         names = [member_name for member_name, _ in members]
         result = await session.execute(select(User.name, User.id).where(User.name.in_(names)))
-        ids = dict(result.tuples().all())
+        ids: dict[str, int] = {row.name: row.id for row in result}
         missing = sorted(set(names) - set(ids))
         if missing:
             raise LookupError(f"unknown user(s): {', '.join(missing)}")
@@ -116,4 +116,4 @@ async def member_roles(
             Member.user_id == viewer.user_id, Member.project_id.in_(project_ids)
         )
     )
-    return dict(rows.tuples().all())
+    return {row.project_id: row.role for row in rows}

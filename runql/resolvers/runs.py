@@ -50,8 +50,8 @@ async def runs(
     limit, backwards = page_size(
         first, last, maximum=ctx.settings.max_page_size, default=DEFAULT_PAGE_SIZE
     )
-    after_key = _position(ctx, after, "after") if after else None
-    before_key = _position(ctx, before, "before") if before else None
+    after_key = _position(ctx, after, "after") if after is not None else None
+    before_key = _position(ctx, before, "before") if before is not None else None
     async with ctx.db.read() as session:
         page = await run_queries.runs_page(
             session,
