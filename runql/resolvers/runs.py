@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from dataclasses import dataclass, fields
 from typing import Any
@@ -15,7 +14,7 @@ from runql.resolvers.context import Context
 from runql.resolvers.errors import BadInput, LimitExceeded
 from runql.resolvers.ids import parse_id
 from runql.resolvers.pagination import Page, decode_cursor, encode_cursor, page_size
-from runql.resolvers.status_message import run_status_message
+from runql.resolvers.status_message import needs_latest_terminated, run_status_message
 
 CURSOR_KIND = "runs"
 DEFAULT_PAGE_SIZE = 20
@@ -63,6 +62,10 @@ async def runs(
             before=before_key,
             backwards=backwards,
         )
+    for user in page.users.values():
+        ctx.loaders.user_by_id.prime(user.id, user)
+    for project_row in page.projects.values():
+        ctx.loaders.project_by_id.prime(project_row.id, project_row)
     if backwards:
         has_next, has_previous = before is not None, page.has_more
     else:
@@ -105,10 +108,10 @@ async def run_jobs(
 
 
 async def run_status_message_of(ctx: Context, run: Run) -> str:
-    latest, terminated = await asyncio.gather(
-        ctx.loaders.latest_jobs_by_run.load((run.id, 1, ())),
-        ctx.loaders.latest_terminated_by_run.load(run.id),
-    )
+    latest = await ctx.loaders.latest_jobs_by_run.load((run.id, 1, ()))
+    if not needs_latest_terminated(run, latest):
+        return run_status_message(run, latest)
+    terminated = await ctx.loaders.latest_terminated_by_run.load(run.id)
     return run_status_message(run, latest, terminated)
 
 

@@ -13,13 +13,27 @@ from runql.db.models import Job, Run
 
 _WAITING = frozenset({JobStatus.SUBMITTED, JobStatus.BLOCKED})
 _FAILED = frozenset({JobStatus.FAILED, JobStatus.ABORTED})
+_DECIDED_BY_RUN = frozenset(
+    {RunStatus.DONE, RunStatus.TERMINATED, RunStatus.TERMINATING, RunStatus.FAILED}
+)
 
 
 def _humanize(reason: str) -> str:
     return reason.lower().replace("_", " ")
 
 
-def run_status_message(run: Run, latest: Sequence[Job], terminated: Sequence[Job]) -> str:
+def needs_latest_terminated(run: Run, latest: Sequence[Job]) -> bool:
+    """Only an active run whose job waits on a resubmission must look back at the
+    terminated submission before it (to tell "retrying" apart); everything else is
+    decided from the run and its latest submissions, saving a statement per page."""
+    if RunStatus(run.status) in _DECIDED_BY_RUN:
+        return False
+    return any(job.status in _WAITING and job.submission_num > 0 for job in latest)
+
+
+def run_status_message(run: Run, latest: Sequence[Job], terminated: Sequence[Job] = ()) -> str:
+    """``latest``: the newest submission of each logical job; ``terminated``: the newest
+    terminated one of each, needed only when :func:`needs_latest_terminated` says so."""
     status = RunStatus(run.status)
     if status == RunStatus.DONE:
         return "done"
@@ -32,7 +46,7 @@ def run_status_message(run: Run, latest: Sequence[Job], terminated: Sequence[Job
     if status == RunStatus.TERMINATING:
         return "stopping"
     if status == RunStatus.FAILED:
-        failed = [job for job in terminated if job.status in _FAILED]
+        failed = [job for job in latest if job.status in _FAILED]
         culprit = next(
             (job for job in failed if job.termination_reason != TerminationReason.UPSTREAM_FAILED),
             failed[0] if failed else None,
