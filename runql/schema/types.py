@@ -11,7 +11,6 @@ from strawberry.scalars import JSON
 
 from runql.db import models
 from runql.resolvers import jobs as job_resolvers
-from runql.resolvers import projects as project_resolvers
 from runql.resolvers import runs as run_resolvers
 from runql.resolvers.runs import JobCounts as JobCountsData
 from runql.schema.enums import JobStatus, MemberRole, RunStatus, UserRole
@@ -204,4 +203,3 @@ class Job:
 
 RunConnection = Connection[Run]
 ProjectConnection = Connection[Project]
-_ = project_resolvers  # projects resolve at the root (query.py)
