@@ -12,7 +12,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) ## also GraphiQL's assets from npm (pinned, verified); no-op when present or no npm
+	$(BIN)/python scripts/fetch_graphiql_assets.py
 
 run: install ## migrate ./runql.db, load demo data if empty, serve http://127.0.0.1:8000/graphql
 	$(BIN)/runql migrate

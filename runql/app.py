@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
+from runql import graphiql
 from runql.db.engine import Database
 from runql.db.migrate import is_current
 from runql.graphql_view import RunqlGraphQL
@@ -51,9 +52,18 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            *_graphiql_routes(settings),
         ],
         lifespan=lifespan,
     )
     app.state.db = database
     app.state.settings = settings
     return app
+
+
+def _graphiql_routes(settings: Settings) -> list[BaseRoute]:
+    """GraphiQL's own assets (runql/graphiql), so the page needs no other host."""
+    if not settings.graphiql:
+        return []
+    graphiql.graphiql_page()  # at startup: logs the one line if the assets are missing
+    return [Mount(graphiql.ASSETS_PATH, app=graphiql.asset_files(), name="graphiql-assets")]

@@ -6,11 +6,12 @@ import uuid
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from runql.db.engine import Database
+from runql.graphiql import graphiql_page
 from runql.resolvers.auth import authenticate
 from runql.resolvers.context import Context
 from runql.settings import Settings
@@ -24,6 +25,10 @@ class RunqlGraphQL(GraphQL[Context, None]):
         )
         self.db = db
         self.settings = settings
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """runql's GraphiQL page, whose assets runql serves itself (see runql/graphiql)."""
+        return HTMLResponse(graphiql_page().html)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
