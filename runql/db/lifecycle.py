@@ -1,18 +1,39 @@
-"""Set-based writes of a run's lifecycle: creating runs (and, later, stopping/deleting)."""
+"""Set-based writes of a run's lifecycle: creating, stopping and (soft) deleting runs.
+
+Stop and delete take up to hundreds of runs per call and must not cost a statement per
+run, nor hold the write lock for long. Each does one locking read of every requested run
+(with what is needed to decide visibility and permission), decides per run in Python, then
+issues a fixed number of set-based UPDATEs over the runs it accepted. On PostgreSQL the read
+locks the rows ``FOR UPDATE`` ordered by id, so two overlapping bulk calls queue instead of
+deadlocking; on SQLite the caller's ``Database.write()`` already holds the write lock.
+
+Runs are always locked before their jobs. Other writers that touch both (the runner API)
+must keep that order too.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import enum
+import random
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import ColumnElement, exists, func, insert, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from runql.db.enums import JobStatus, RunStatus
-from runql.db.models import Job, JobDependency, LogicalJob, Run
+from runql.db.enums import (
+    ACTIVE_JOB_STATUSES,
+    JobStatus,
+    MemberRole,
+    RunStatus,
+    TerminationReason,
+)
+from runql.db.models import Job, JobDependency, LogicalJob, Member, Project, Run
 from runql.db.types import utcnow
+from runql.db.visibility import Viewer, visible_projects
 
 
 @dataclass(frozen=True)
@@ -98,3 +119,340 @@ async def insert_run(
     if dependency_rows:
         await session.execute(insert(JobDependency), dependency_rows)
     return run
+
+
+# --- submitting ------------------------------------------------------------------------
+
+#: Index that keeps run names unique among a project's live (non-deleted) runs.
+RUN_NAME_INDEX = "uq_runs_project_name_live"
+
+_ADJECTIVES = (
+    "amber", "bold", "brave", "bright", "calm", "clever", "cosmic", "crisp", "daring", "eager",
+    "fancy", "fluent", "gentle", "golden", "happy", "humble", "jolly", "keen", "lively", "lucid",
+    "mellow", "misty", "noble", "polar", "proud", "quiet", "rapid", "rustic", "serene", "sharp",
+    "silent", "snowy", "solar", "steady", "swift", "tidy", "vivid", "warm", "wise", "zesty",
+)  # fmt: skip
+_NOUNS = (
+    "badger", "beacon", "canyon", "cedar", "comet", "delta", "dune", "falcon", "fjord", "forest",
+    "galaxy", "glacier", "harbor", "heron", "island", "lagoon", "lynx", "maple", "meadow", "meteor",
+    "nebula", "oasis", "orbit", "otter", "panda", "pebble", "pine", "prairie", "quartz", "raven",
+    "reef", "river", "sparrow", "summit", "thunder", "tundra", "valley", "willow", "wolf", "zephyr",
+)  # fmt: skip
+#: Generated names tried before giving up (each retry is a savepoint, not a new request).
+_NAME_ATTEMPTS = 5
+
+
+class RunNameTaken(Exception):
+    """A live run of the project already has this name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _is_name_conflict(exc: IntegrityError) -> bool:
+    text = str(exc.orig)
+    # PostgreSQL names the index; SQLite names the columns.
+    return RUN_NAME_INDEX in text or "runs.project_id, runs.name" in text
+
+
+async def _run_count(session: AsyncSession, project_id: int) -> int:
+    stmt = select(func.count()).select_from(Run).where(Run.project_id == project_id)
+    return int(await session.scalar(stmt) or 0)
+
+
+def _generated_name(number: int, attempt: int, rng: random.Random) -> str:
+    """``swift-otter-12``: two words for the eye, the project's run count for order.
+    Later attempts (a concurrent submit took the name) add a random suffix."""
+    name = f"{rng.choice(_ADJECTIVES)}-{rng.choice(_NOUNS)}-{number}"
+    return name if attempt < 2 else f"{name}-{rng.randrange(16**4):04x}"
+
+
+async def submit_run(
+    session: AsyncSession,
+    *,
+    project_id: int,
+    user_id: int,
+    name: str | None,
+    jobs: Sequence[JobDefinition],
+    spec: dict[str, Any],
+    priority: int = 0,
+    rng: random.Random | None = None,
+) -> Run:
+    """Create a run named ``name``, or a readable generated name unique in the project.
+
+    The unique index decides, not a prior SELECT: two concurrent submits may pick the same
+    name on PostgreSQL. Each attempt runs in a savepoint so a conflict leaves the
+    transaction usable. An explicit name that is taken raises :class:`RunNameTaken`.
+    """
+    rng = rng or random.Random()
+    number = 0 if name is not None else await _run_count(session, project_id) + 1
+    for attempt in range(1 if name is not None else _NAME_ATTEMPTS):
+        candidate = name if name is not None else _generated_name(number, attempt, rng)
+        try:
+            async with session.begin_nested():
+                return await insert_run(
+                    session,
+                    project_id=project_id,
+                    user_id=user_id,
+                    name=candidate,
+                    jobs=jobs,
+                    spec=spec,
+                    priority=priority,
+                )
+        except IntegrityError as exc:
+            if not _is_name_conflict(exc):
+                raise
+    raise RunNameTaken(candidate)
+
+
+# --- who may stop or delete ------------------------------------------------------------
+
+#: Project roles that may stop or delete anyone's runs in the project.
+MANAGING_ROLES = frozenset({MemberRole.ADMIN, MemberRole.MANAGER})
+
+
+def may_manage_run(viewer: Viewer, run_user_id: int, role: MemberRole | None) -> bool:
+    """Stop/delete permission: global admins, project ADMIN/MANAGER members, the submitter.
+
+    ``role`` is the viewer's role in the run's project (None when not a member).
+    """
+    return viewer.is_admin or run_user_id == viewer.user_id or role in MANAGING_ROLES
+
+
+class Refusal(enum.StrEnum):
+    """Why a requested run was left alone (the per-item error codes of bulk calls)."""
+
+    NOT_FOUND = "NOT_FOUND"
+    FORBIDDEN = "FORBIDDEN"
+    ALREADY_FINISHED = "ALREADY_FINISHED"
+    NOT_FINISHED = "NOT_FINISHED"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One requested run after a bulk call: the run as it now is, or why not."""
+
+    run: Run | None = None
+    refusal: Refusal | None = None
+
+
+@dataclass(frozen=True)
+class LockedRuns:
+    """The requested runs the viewer can see, locked, with the viewer's project roles."""
+
+    runs: list[Run]
+    roles: dict[int, MemberRole | None]
+
+    def by_id(self) -> dict[int, Run]:
+        return {run.id: run for run in self.runs}
+
+    def by_name(self) -> dict[str, Run]:
+        return {run.name: run for run in self.runs}
+
+    def may_manage(self, viewer: Viewer, run: Run) -> bool:
+        return may_manage_run(viewer, run.user_id, self.roles.get(run.id))
+
+
+async def lock_runs(
+    session: AsyncSession,
+    viewer: Viewer,
+    *,
+    ids: Sequence[int] = (),
+    project_name: str | None = None,
+    names: Sequence[str] = (),
+) -> LockedRuns:
+    """One statement: the live runs among ``ids`` (or named ``names`` in ``project_name``)
+    that ``viewer`` can see, with the viewer's role in each run's project.
+
+    On PostgreSQL the rows are locked ``FOR UPDATE`` in id order (SQLite ignores the
+    clause; its write transaction already excludes other writers).
+    """
+    role = (
+        select(Member.role)
+        .where(Member.project_id == Run.project_id, Member.user_id == viewer.user_id)
+        .correlate(Run)
+        .scalar_subquery()
+    )
+    stmt = select(Run, role.label("role")).where(
+        Run.deleted.is_(False), visible_projects(viewer, Run.project_id)
+    )
+    if project_name is not None:
+        project_id = select(Project.id).where(Project.name == project_name).scalar_subquery()
+        stmt = stmt.where(Run.project_id == project_id, Run.name.in_(names))
+    else:
+        stmt = stmt.where(Run.id.in_(ids))
+    rows = (await session.execute(stmt.order_by(Run.id).with_for_update(of=Run))).all()
+    return LockedRuns(
+        runs=[row[0] for row in rows],
+        roles={row[0].id: None if row[1] is None else MemberRole(row[1]) for row in rows},
+    )
+
+
+def _latest_submissions_of(run_ids: Iterable[int]) -> ColumnElement[bool]:
+    """Jobs that are the latest submission of their logical job, for ``run_ids``.
+
+    Older submissions are final already; matching through ``logical_jobs`` keeps the cost
+    to one row per logical job however deep the retry history is.
+    """
+    latest = select(
+        LogicalJob.run_id,
+        LogicalJob.replica_num,
+        LogicalJob.job_num,
+        LogicalJob.latest_submission_num,
+    ).where(LogicalJob.run_id.in_(list(run_ids)))
+    return tuple_(Job.run_id, Job.replica_num, Job.job_num, Job.submission_num).in_(latest)
+
+
+# --- stopping --------------------------------------------------------------------------
+
+
+async def finish_stopped_runs(
+    session: AsyncSession, run_ids: Iterable[int], now: dt.datetime | None = None
+) -> set[int]:
+    """Move each ``TERMINATING`` run of ``run_ids`` with no active job left to ``TERMINATED``
+    (reason ``TERMINATED_BY_USER``); returns the ids it finished.
+
+    One UPDATE whatever the number of runs. Call it after any change that may have ended
+    a stopping run's last active job: a graceful stop, or a runner completing a
+    ``TERMINATING`` job. Runs in other statuses are left alone.
+    """
+    ids = list(run_ids)
+    if not ids:
+        return set()
+    active_job = exists().where(
+        LogicalJob.run_id == Run.id,
+        Job.run_id == LogicalJob.run_id,
+        Job.replica_num == LogicalJob.replica_num,
+        Job.job_num == LogicalJob.job_num,
+        Job.submission_num == LogicalJob.latest_submission_num,
+        Job.status.in_(sorted(ACTIVE_JOB_STATUSES)),
+    )
+    stmt = (
+        update(Run)
+        .where(Run.id.in_(ids), Run.status == RunStatus.TERMINATING, ~active_job)
+        .values(
+            status=RunStatus.TERMINATED,
+            finished_at=now or utcnow(),
+            termination_reason=TerminationReason.TERMINATED_BY_USER.value,
+        )
+        .returning(Run.id)
+        .execution_options(synchronize_session="fetch")
+    )
+    return set(await session.scalars(stmt))
+
+
+async def stop_runs(
+    session: AsyncSession,
+    viewer: Viewer,
+    locked: LockedRuns,
+    *,
+    abort: bool = False,
+    now: dt.datetime | None = None,
+) -> dict[int, Outcome]:
+    """Stop the ``locked`` runs the viewer may manage; an outcome per locked run id.
+
+    Graceful: the run goes ``TERMINATING``; jobs a runner has not claimed yet (BLOCKED,
+    SUBMITTED) end ``TERMINATED``; RUNNING jobs go ``TERMINATING`` for their runner to see
+    at its next renewal or completion; the run is ``TERMINATED`` at once if nothing is
+    left running. ``abort``: every active job ends ``ABORTED`` and the run ``TERMINATED``.
+    A run already stopping is accepted again (idempotent); with ``abort`` it is aborted.
+    At most six UPDATEs, whatever the number of runs.
+    """
+    now = now or utcnow()
+    outcomes: dict[int, Outcome] = {}
+    graceful: list[int] = []
+    aborted: list[int] = []
+    for run in locked.runs:
+        status = RunStatus(run.status)
+        if not locked.may_manage(viewer, run):
+            outcomes[run.id] = Outcome(refusal=Refusal.FORBIDDEN)
+            continue
+        if status.is_finished:
+            outcomes[run.id] = Outcome(refusal=Refusal.ALREADY_FINISHED)
+            continue
+        outcomes[run.id] = Outcome(run=run)
+        if abort:
+            aborted.append(run.id)
+        elif status != RunStatus.TERMINATING:
+            graceful.append(run.id)
+    if graceful:
+        await session.execute(
+            update(Run)
+            .where(Run.id.in_(graceful))
+            .values(status=RunStatus.TERMINATING)
+            .execution_options(synchronize_session="evaluate")
+        )
+        await _end_jobs(
+            session,
+            graceful,
+            {JobStatus.BLOCKED, JobStatus.SUBMITTED},
+            status=JobStatus.TERMINATED,
+            termination_reason=TerminationReason.TERMINATED_BY_USER.value,
+            finished_at=now,
+        )
+        await _end_jobs(session, graceful, {JobStatus.RUNNING}, status=JobStatus.TERMINATING)
+        await finish_stopped_runs(session, graceful, now)
+    if aborted:
+        await _end_jobs(
+            session,
+            aborted,
+            ACTIVE_JOB_STATUSES,
+            status=JobStatus.ABORTED,
+            termination_reason=TerminationReason.ABORTED_BY_USER.value,
+            finished_at=now,
+        )
+        await session.execute(
+            update(Run)
+            .where(Run.id.in_(aborted))
+            .values(
+                status=RunStatus.TERMINATED,
+                finished_at=now,
+                termination_reason=TerminationReason.ABORTED_BY_USER.value,
+            )
+            .execution_options(synchronize_session="evaluate")
+        )
+    return outcomes
+
+
+async def _end_jobs(
+    session: AsyncSession, run_ids: list[int], statuses: Iterable[JobStatus], **values: Any
+) -> None:
+    """One UPDATE of the latest submissions of ``run_ids`` that are in ``statuses``."""
+    await session.execute(
+        update(Job)
+        .where(_latest_submissions_of(run_ids), Job.status.in_(sorted(statuses)))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+# --- deleting --------------------------------------------------------------------------
+
+
+async def delete_runs(
+    session: AsyncSession, viewer: Viewer, locked: LockedRuns
+) -> dict[int, Outcome]:
+    """Soft-delete the finished ``locked`` runs the viewer may manage, in one UPDATE.
+
+    The rows stay (jobs keep their history) but every read path filters them out, and
+    the name becomes free: the unique name index covers live runs only.
+    """
+    outcomes: dict[int, Outcome] = {}
+    deleted: list[int] = []
+    for run in locked.runs:
+        if not locked.may_manage(viewer, run):
+            outcomes[run.id] = Outcome(refusal=Refusal.FORBIDDEN)
+        elif not RunStatus(run.status).is_finished:
+            outcomes[run.id] = Outcome(refusal=Refusal.NOT_FINISHED)
+        else:
+            outcomes[run.id] = Outcome(run=run)
+            deleted.append(run.id)
+    if deleted:
+        await session.execute(
+            update(Run)
+            .where(Run.id.in_(deleted))
+            .values(deleted=True)
+            .execution_options(synchronize_session="evaluate")
+        )
+    return outcomes

@@ -18,7 +18,7 @@ from runql.db import jobs as job_queries
 from runql.db import runs as run_queries
 from runql.db import users as user_queries
 from runql.db.engine import Database
-from runql.db.enums import JobStatus
+from runql.db.enums import JobStatus, MemberRole
 from runql.db.models import Job, Project, Run, User
 from runql.db.types import as_object
 from runql.db.visibility import Viewer
@@ -76,6 +76,16 @@ class RunByIdLoader(_DbLoader):
         async with self.db.read() as session:
             found = await run_queries.runs_by_ids(session, self.viewer, ids)
         return [found.get(i) for i in ids]
+
+
+class ViewerRoleByProjectLoader(_DbLoader):
+    """The viewer's role in each project (None where not a member): one statement for a
+    whole page of runs, e.g. for ``Run.viewerCanStop``."""
+
+    async def batch_load_fn(self, project_ids: Sequence[int]) -> list[MemberRole | None]:
+        async with self.db.read() as session:
+            roles = await user_queries.member_roles(session, self.viewer, project_ids)
+        return [roles.get(project_id) for project_id in project_ids]
 
 
 class JobByIdLoader(_DbLoader):
@@ -197,3 +207,4 @@ class Loaders:
         self.submissions_by_logical_job = SubmissionsByLogicalJobLoader(db, viewer)
         self.run_column_by_id = RunColumnByIdLoader(db, viewer)
         self.job_column_by_id = JobColumnByIdLoader(db, viewer)
+        self.viewer_role_by_project = ViewerRoleByProjectLoader(db, viewer)

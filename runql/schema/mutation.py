@@ -7,12 +7,16 @@ from typing import Any
 
 from strawberry.tools import merge_types
 
+from runql.schema.lifecycle import LifecycleMutation
+
 #: One strawberry type per group; add yours here.
-MUTATION_GROUPS: tuple[type, ...] = ()
+MUTATION_GROUPS: tuple[type, ...] = (LifecycleMutation,)
 
 
 def build_mutation() -> Any:
     """The merged ``Mutation`` type, or None while no group defines mutations."""
     if not MUTATION_GROUPS:
         return None
-    return merge_types("Mutation", MUTATION_GROUPS)
+    mutation = merge_types("Mutation", MUTATION_GROUPS)
+    mutation.__strawberry_definition__.description = "Change the orchestrator's state."  # type: ignore[attr-defined]
+    return mutation

@@ -11,6 +11,7 @@ from strawberry.scalars import JSON
 
 from runql.db import models
 from runql.resolvers import jobs as job_resolvers
+from runql.resolvers import lifecycle as lifecycle_resolvers
 from runql.resolvers import runs as run_resolvers
 from runql.resolvers.runs import JobCounts as JobCountsData
 from runql.schema.enums import JobStatus, MemberRole, RunStatus, UserRole
@@ -141,6 +142,24 @@ class Run:
         ] = None,
     ) -> list[Job]:
         return await run_resolvers.run_jobs(info.context, root, submissions_limit, statuses)  # type: ignore[return-value]
+
+    @strawberry.field(
+        description=(
+            "Whether the viewer may stop this run now: it is not finished, and the viewer "
+            "submitted it, manages its project (ADMIN/MANAGER) or is an admin."
+        )
+    )
+    async def viewer_can_stop(self, root: strawberry.Parent[models.Run], info: Info) -> bool:
+        return await lifecycle_resolvers.viewer_can_stop(info.context, root)
+
+    @strawberry.field(
+        description=(
+            "Whether the viewer may delete this run now: it is finished, and the viewer "
+            "submitted it, manages its project (ADMIN/MANAGER) or is an admin."
+        )
+    )
+    async def viewer_can_delete(self, root: strawberry.Parent[models.Run], info: Info) -> bool:
+        return await lifecycle_resolvers.viewer_can_delete(info.context, root)
 
     @strawberry.field(description="Logical jobs per status of their latest submission.")
     async def job_counts(self, root: strawberry.Parent[models.Run], info: Info) -> JobCounts:

@@ -1,0 +1,251 @@
+"""The functions behind ``submitRun``, ``stopRuns``, ``deleteRuns`` and the
+``Run.viewerCanStop`` / ``Run.viewerCanDelete`` fields.
+
+Bulk calls answer per requested run, in request order: problems with one run are data
+(``{code, message}``), not a failed request. Problems with the request as a whole (too
+many ids, both ``runIds`` and ``names``) are top-level errors naming the argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from runql.db import lifecycle
+from runql.db.enums import RunStatus
+from runql.db.lifecycle import LockedRuns, Outcome, Refusal
+from runql.db.models import Run
+from runql.resolvers.context import Context
+from runql.resolvers.dag import JobInput, check_json_object, check_name, validate_jobs
+from runql.resolvers.errors import BadInput, LimitExceeded, NotFound
+from runql.resolvers.ids import parse_id
+
+# --- submitRun -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SubmitRunData:
+    """``submitRun``'s input as plain data (the schema's input type converts to this)."""
+
+    project: str
+    jobs: Sequence[JobInput]
+    name: str | None = None
+    priority: int = 0
+    spec: Any = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SubmitRunResult:
+    run: Run
+
+
+async def submit_run(ctx: Context, data: SubmitRunData) -> SubmitRunResult:
+    """Validate everything, then create the run and submission 0 of each logical job.
+
+    Members of the project (any role) and admins may submit: exactly the viewers who can
+    see the project, so an unknown and a foreign project get the same answer.
+    """
+    viewer = ctx.viewer
+    settings = ctx.settings
+    if data.name is not None:
+        check_name(data.name, "name")
+    spec = check_json_object(data.spec, "spec", settings.max_json_bytes)
+    jobs = validate_jobs(
+        data.jobs, max_jobs=settings.max_jobs_per_run, max_json_bytes=settings.max_json_bytes
+    )
+    project = await ctx.loaders.project_by_name.load(data.project)
+    if project is None:
+        raise NotFound(
+            f"project: no project named {data.project!r} among the projects you are a member of",
+            field="project",
+        )
+    try:
+        async with ctx.db.write() as session:
+            run = await lifecycle.submit_run(
+                session,
+                project_id=project.id,
+                user_id=viewer.user_id,
+                name=data.name,
+                jobs=jobs,
+                spec=spec,
+                priority=data.priority,
+            )
+    except lifecycle.RunNameTaken as exc:
+        raise BadInput(
+            "name",
+            f"project {project.name!r} already has a run named {exc.name!r}; "
+            "choose another name or leave it out to get a generated one",
+        ) from None
+    return SubmitRunResult(run=run)
+
+
+# --- stopRuns / deleteRuns -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ItemError:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One requested run: ``run`` after the change when it applied, else ``error``."""
+
+    run_id: str | None
+    name: str | None
+    run: Run | None
+    error: ItemError | None
+
+
+@dataclass(frozen=True)
+class RunResults:
+    results: list[RunResult]
+
+
+def _message(refusal: Refusal, label: str, run: Run | None, action: str) -> str:
+    if refusal == Refusal.NOT_FOUND:
+        return f"{label}: not found (unknown, deleted, or in a project you are not a member of)"
+    if refusal == Refusal.FORBIDDEN:
+        return (
+            f"{label}: only the user who submitted the run, project admins and managers, "
+            f"and admins may {action} it"
+        )
+    status = run.status if run is not None else "unknown"
+    if refusal == Refusal.ALREADY_FINISHED:
+        return f"{label}: already finished ({status})"
+    return f"{label}: still {status}; stop it first, only finished runs can be deleted"
+
+
+def _results(
+    keys: Sequence[str],
+    find: Callable[[str], Run | None],
+    outcomes: dict[int, Outcome],
+    *,
+    by_name: bool,
+    action: str,
+) -> RunResults:
+    results = []
+    for key in keys:
+        run = find(key)
+        outcome = outcomes.get(run.id) if run is not None else None
+        label = f"run {key!r}" if by_name else f"run {key}"
+        refusal = Refusal.NOT_FOUND if outcome is None else outcome.refusal
+        if refusal is not None:
+            error = ItemError(code=refusal.value, message=_message(refusal, label, run, action))
+            shown = None
+        else:
+            error, shown = None, outcome.run if outcome is not None else None
+        results.append(
+            RunResult(
+                run_id=str(run.id) if run is not None else (None if by_name else key),
+                name=key if by_name else (run.name if run is not None else None),
+                run=shown,
+                error=error,
+            )
+        )
+    return RunResults(results=results)
+
+
+def _check_batch(ctx: Context, argument: str, values: Sequence[str]) -> None:
+    limit = ctx.settings.max_stop_batch
+    if len(values) > limit:
+        raise LimitExceeded(argument, limit, len(values))
+
+
+def _parse_ids(run_ids: Sequence[str]) -> dict[str, int | None]:
+    return {raw: parse_id(raw, f"runIds[{i}]") for i, raw in enumerate(run_ids)}
+
+
+async def stop_runs(
+    ctx: Context,
+    *,
+    run_ids: Sequence[str] | None,
+    project: str | None,
+    names: Sequence[str] | None,
+    abort: bool,
+) -> RunResults:
+    """Stop (or abort) many runs in one short write transaction; a result per request."""
+    viewer = ctx.viewer
+    if run_ids is not None and (project is not None or names is not None):
+        raise BadInput("runIds", "pass either runIds, or project and names, not both")
+    if run_ids is None:
+        if project is None or names is None:
+            raise BadInput(
+                "project" if project is None else "names",
+                "pass runIds, or project together with names",
+            )
+        _check_batch(ctx, "names", names)
+        if not names:
+            return RunResults(results=[])
+        async with ctx.db.write() as session:
+            locked = await lifecycle.lock_runs(
+                session, viewer, project_name=project, names=list(dict.fromkeys(names))
+            )
+            outcomes = await lifecycle.stop_runs(session, viewer, locked, abort=abort)
+        by_name = locked.by_name()
+        return _results(names, by_name.get, outcomes, by_name=True, action="stop")
+    _check_batch(ctx, "runIds", run_ids)
+    parsed = _parse_ids(run_ids)
+    locked, outcomes = await _locked_write(ctx, parsed, "stop", abort=abort)
+    by_id = locked.by_id()
+    return _results(run_ids, _finder(parsed, by_id), outcomes, by_name=False, action="stop")
+
+
+async def delete_runs(ctx: Context, *, run_ids: Sequence[str]) -> RunResults:
+    """Soft-delete many finished runs in one short write transaction; a result per id."""
+    _check_batch(ctx, "runIds", run_ids)
+    parsed = _parse_ids(run_ids)
+    locked, outcomes = await _locked_write(ctx, parsed, "delete")
+    by_id = locked.by_id()
+    return _results(run_ids, _finder(parsed, by_id), outcomes, by_name=False, action="delete")
+
+
+def _finder(parsed: dict[str, int | None], by_id: dict[int, Run]) -> Callable[[str], Run | None]:
+    def find(raw: str) -> Run | None:
+        run_id = parsed[raw]
+        return None if run_id is None else by_id.get(run_id)
+
+    return find
+
+
+async def _locked_write(
+    ctx: Context, parsed: dict[str, int | None], action: str, *, abort: bool = False
+) -> tuple[LockedRuns, dict[int, Outcome]]:
+    viewer = ctx.viewer
+    ids = sorted({run_id for run_id in parsed.values() if run_id is not None})
+    if not ids:
+        return LockedRuns(runs=[], roles={}), {}
+    async with ctx.db.write() as session:
+        locked = await lifecycle.lock_runs(session, viewer, ids=ids)
+        if action == "stop":
+            outcomes = await lifecycle.stop_runs(session, viewer, locked, abort=abort)
+        else:
+            outcomes = await lifecycle.delete_runs(session, viewer, locked)
+    return locked, outcomes
+
+
+# --- Run.viewerCanStop / Run.viewerCanDelete -------------------------------------------
+
+
+async def viewer_may_manage(ctx: Context, run: Run) -> bool:
+    """The stop/delete permission rule; the project role is batched per request and
+    only looked up when neither admin nor submitter already decides it."""
+    viewer = ctx.viewer
+    if viewer.is_admin or run.user_id == viewer.user_id:
+        return True
+    role = await ctx.loaders.viewer_role_by_project.load(run.project_id)
+    return lifecycle.may_manage_run(viewer, run.user_id, role)
+
+
+async def viewer_can_stop(ctx: Context, run: Run) -> bool:
+    if run.deleted or RunStatus(run.status).is_finished:
+        return False
+    return await viewer_may_manage(ctx, run)
+
+
+async def viewer_can_delete(ctx: Context, run: Run) -> bool:
+    if run.deleted or not RunStatus(run.status).is_finished:
+        return False
+    return await viewer_may_manage(ctx, run)
