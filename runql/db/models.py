@@ -116,6 +116,8 @@ class LogicalJob(Base):
     """
 
     __tablename__ = "logical_jobs"
+    # Dependencies name job numbers: unblocking looks up every replica of a job_num.
+    __table_args__ = (Index("ix_logical_jobs_job", "run_id", "job_num"),)
 
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), primary_key=True)
     replica_num: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -131,7 +133,11 @@ class JobDependency(Base):
     """``job_num`` of a run waits for every replica of ``depends_on_job_num``."""
 
     __tablename__ = "job_dependencies"
-    __table_args__ = (Index("ix_job_dependencies_upstream", "run_id", "depends_on_job_num"),)
+    # Covering (job_num last): "who waits for these jobs" never reads the table, and
+    # SQLite prefers it over the primary key's run_id prefix (see migration 0002).
+    __table_args__ = (
+        Index("ix_job_dependencies_upstream", "run_id", "depends_on_job_num", "job_num"),
+    )
 
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), primary_key=True)
     job_num: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -180,6 +186,13 @@ class Job(Base):
             "lease_expires_at",
             sqlite_where=text("status IN ('RUNNING', 'TERMINATING')"),
             postgresql_where=text("status IN ('RUNNING', 'TERMINATING')"),
+        ),
+        # Run status roll-up: "has this run an active job left?" in one probe.
+        Index(
+            "ix_jobs_active",
+            "run_id",
+            sqlite_where=text("status IN ('BLOCKED', 'SUBMITTED', 'RUNNING', 'TERMINATING')"),
+            postgresql_where=text("status IN ('BLOCKED', 'SUBMITTED', 'RUNNING', 'TERMINATING')"),
         ),
     )
 

@@ -8,9 +8,10 @@ from typing import Any
 from strawberry.tools import merge_types
 
 from runql.schema.lifecycle import LifecycleMutation
+from runql.schema.runner import RunnerMutation
 
 #: One strawberry type per group; add yours here.
-MUTATION_GROUPS: tuple[type, ...] = (LifecycleMutation,)
+MUTATION_GROUPS: tuple[type, ...] = (LifecycleMutation, RunnerMutation)
 
 
 def build_mutation() -> Any:

@@ -1,0 +1,890 @@
+"""Set-based writes of the runner API: claims, lease renewals, completions, lease expiry,
+and what a finished job sets off (unblocking, retries, aborting downstream jobs, the run's
+status).
+
+The hot path of an orchestrator is claims and completions, so every call here costs a
+fixed number of statements whatever the batch size: one read of the requested rows, one
+(executemany) UPDATE of the accepted ones, then a handful of set-based statements for the
+effects. Per item, Python only decides; it never issues SQL.
+
+Locking (PostgreSQL; on SQLite the caller's ``Database.write()`` already excludes other
+writers and the ``FOR UPDATE`` clauses compile to nothing):
+
+* Everything that changes a run's jobs *and* its status locks the runs first, in id order,
+  then the jobs, in id order, like ``runql.db.lifecycle``: completions and the lease sweeper
+  do. Two completions of the same run therefore serialise, which is what makes unblocking
+  exact (each sees the other's finished upstream jobs).
+* Claims lock only ``SUBMITTED`` jobs (``FOR UPDATE SKIP LOCKED``), and flip their runs to
+  ``RUNNING`` through ``SKIP LOCKED`` too, so a claim never waits for a run lock while holding
+  job locks (the roll-up after the next completion repairs a skipped flip).
+* Renewals lock only the renewed jobs and never wait for anything else.
+
+Claim tokens are random secrets handed to the runner once; only their SHA-256 is stored
+(``claim_token_hash``). A token stays on a job after its completion, so a repeated
+completion can be recognised and answered without applying it twice; the lease sweeper
+clears it, so a late runner's writes are refused as stale.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import functools
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    case,
+    insert,
+    literal,
+    literal_column,
+    null,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_committed_value
+
+from runql.db.enums import JobStatus, RunStatus, TerminationReason
+from runql.db.lifecycle import finish_stopped_runs
+from runql.db.models import Job, JobDependency, LogicalJob, Project, Run
+from runql.db.types import UTCDateTime
+from runql.db.users import hash_token
+from runql.db.visibility import Viewer, visible_projects
+
+CLAIM_TOKEN_PREFIX = "rqc_"
+#: Runs whose ready jobs may be claimed (a stopping run's are terminated, not claimed).
+CLAIMABLE_RUN_STATUSES = (RunStatus.SUBMITTED, RunStatus.RUNNING)
+#: What a runner's report leaves in ``termination_message`` (the column's width).
+MAX_MESSAGE_LENGTH = 1000
+LEASE_EXPIRED_MESSAGE = "lease expired: the runner stopped renewing its claim"
+
+# Status predicates written as SQL literals in the exact form of the partial indexes'
+# predicates, so SQLite matches them and PostgreSQL's generic plans can use the indexes.
+_ACTIVE = ("BLOCKED", "SUBMITTED", "RUNNING", "TERMINATING")  # ix_jobs_active
+_LEASED = ("RUNNING", "TERMINATING")  # ix_jobs_lease
+
+
+#: The jobs table for Core executemany UPDATEs (ORM bulk updates would not tell loaded rows).
+_JOBS = cast(Table, Job.__table__)
+
+
+def _status_is(column: Any, *statuses: str) -> ColumnElement[bool]:
+    values: list[ColumnElement[Any]] = [literal_column(f"'{status}'") for status in statuses]
+    return column == values[0] if len(values) == 1 else column.in_(values)
+
+
+def new_claim_token() -> str:
+    return CLAIM_TOKEN_PREFIX + secrets.token_urlsafe(24)
+
+
+class CompletionStatus(enum.StrEnum):
+    """What a runner may report for a job it ran."""
+
+    DONE = "DONE"
+    FAILED = "FAILED"
+
+
+class Refusal(enum.StrEnum):
+    """Why an item of a renewal or completion batch was not applied (its error code)."""
+
+    NOT_FOUND = "NOT_FOUND"
+    STALE_CLAIM = "STALE_CLAIM"
+    INVALID_STATE = "INVALID_STATE"
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A job handed to a runner, with the token only that runner knows."""
+
+    job: Job
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class ItemOutcome:
+    """One item of a batch: the id of the job it applied to, or why it was refused.
+
+    Only the id: most runners do not ask for the job back, so the callers load it (with
+    the per-request loader, one statement) only when the response needs it.
+    ``must_stop`` tells a runner to stop working on the job: its run is stopping, or the
+    job is no longer the runner's.
+    """
+
+    job_id: int | None = None
+    refusal: Refusal | None = None
+    detail: str = ""
+    must_stop: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseItem:
+    job_id: int
+    token_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionItem:
+    """One completion as the database layer applies it (already validated)."""
+
+    job_id: int
+    token_hash: str
+    status: CompletionStatus
+    exit_status: int | None = None
+    message: str | None = None
+    result: dict[str, Any] | None = None
+
+
+def _is_sqlite(session: AsyncSession) -> bool:
+    bind = session.bind
+    return bind is not None and bind.dialect.name == "sqlite"
+
+
+def _set(job: Job, **values: Any) -> None:
+    """Reflect an UPDATE issued in SQL on a loaded row without making it dirty (a dirty
+    row would be flushed again, one statement per job, at commit)."""
+    for key, value in values.items():
+        set_committed_value(job, key, value)
+
+
+# --- claims ----------------------------------------------------------------------------
+
+
+def _claimable(
+    viewer: Viewer, project_name: str | None, *columns: Any, sqlite: bool = False
+) -> Any:
+    # SQLite, without statistics, would start from the viewer's runs and read every job of
+    # each; ``+ 0`` keeps it from looking jobs up by run_id, so the plan starts from the
+    # small partial index of ready jobs. PostgreSQL plans that well by itself, and the
+    # expression would cost it the runs primary key.
+    run_id = Job.run_id + 0 if sqlite else Job.run_id
+    stmt = (
+        select(*columns)
+        .join(Run, Run.id == run_id)
+        .where(
+            _status_is(Job.status, "SUBMITTED"),
+            Run.status.in_(CLAIMABLE_RUN_STATUSES),
+            Run.deleted.is_(False),
+            visible_projects(viewer, Run.project_id),
+        )
+    )
+    if project_name is not None:
+        project_id = select(Project.id).where(Project.name == project_name).scalar_subquery()
+        stmt = stmt.where(Run.project_id == project_id)
+    return stmt
+
+
+async def claimable_jobs_exist(
+    session: AsyncSession, viewer: Viewer, project_name: str | None
+) -> bool:
+    """Whether a claim could find work: a plain read, so SQLite callers can skip taking
+    the write lock for an empty claim (idle runners poll; they must not queue writers)."""
+    stmt = _claimable(viewer, project_name, Job.id, sqlite=_is_sqlite(session)).limit(1)
+    return (await session.scalar(stmt)) is not None
+
+
+async def claim_jobs(
+    session: AsyncSession,
+    viewer: Viewer,
+    *,
+    runner_name: str,
+    project_name: str | None,
+    limit: int,
+    lease_expires_at: dt.datetime,
+    now: dt.datetime,
+) -> list[Claim]:
+    """Claim up to ``limit`` ready jobs the viewer may run: highest run priority first,
+    then oldest submission. They become ``RUNNING`` for ``runner_name`` with a fresh token
+    each; runs still ``SUBMITTED`` become ``RUNNING``. At most three statements, whatever
+    ``limit`` is.
+    """
+    stmt = (
+        _claimable(viewer, project_name, Job, Run.attempt, Run.status, sqlite=_is_sqlite(session))
+        .order_by(Run.priority.desc(), Job.submitted_at, Job.id)
+        .limit(limit)
+        .with_for_update(of=Job, skip_locked=True)
+    )
+    rows = (await session.execute(stmt)).all()
+    if not rows:
+        return []
+    claims: list[Claim] = []
+    params: list[dict[str, Any]] = []
+    for job, attempt, _ in rows:
+        token = new_claim_token()
+        params.append({"b_id": job.id, "b_hash": hash_token(token), "b_attempt": attempt})
+        claims.append(Claim(job=job, token=token))
+    jobs = _JOBS.c
+    await session.execute(
+        update(_JOBS)
+        .where(jobs.id == bindparam("b_id"))
+        .values(
+            status=JobStatus.RUNNING,
+            runner_name=runner_name,
+            started_at=now,
+            lease_expires_at=lease_expires_at,
+            claim_token_hash=bindparam("b_hash"),
+            run_attempt=bindparam("b_attempt"),
+        ),
+        params,
+    )
+    for job, attempt, _ in rows:
+        _set(
+            job,
+            status=JobStatus.RUNNING,
+            runner_name=runner_name,
+            started_at=now,
+            lease_expires_at=lease_expires_at,
+            run_attempt=attempt,
+        )
+    starting = {job.run_id for job, _, status in rows if status == RunStatus.SUBMITTED}
+    if starting:
+        locked = (
+            select(Run.id)
+            .where(Run.id.in_(sorted(starting)), Run.status == RunStatus.SUBMITTED)
+            .with_for_update(skip_locked=True)
+        )
+        await session.execute(
+            update(Run)
+            .where(Run.id.in_(locked))
+            .values(status=RunStatus.RUNNING)
+            .execution_options(synchronize_session=False)
+        )
+    return claims
+
+
+# --- the claim check shared by renewals and completions --------------------------------
+
+
+def _claim_refusal(job: Any, token_hash: str) -> tuple[Refusal, str] | None:
+    """Whether the caller's token still holds the job's current claim (``job``: a row of
+    :func:`_locked_jobs`)."""
+    if job.claim_token_hash is None or not secrets.compare_digest(job.claim_token_hash, token_hash):
+        return Refusal.STALE_CLAIM, (
+            "the claim token does not match the job's current claim "
+            "(its lease expired and it was requeued, or it was claimed with another token)"
+        )
+    if job.run_attempt != job.attempt:
+        return Refusal.STALE_CLAIM, "the run was restarted since this job was claimed"
+    if job.status == JobStatus.ABORTED:
+        return Refusal.STALE_CLAIM, "the job was aborted"
+    return None
+
+
+# --- renewals --------------------------------------------------------------------------
+
+
+async def _locked_jobs(
+    session: AsyncSession, viewer: Viewer, ids: Sequence[int], *extra: Any
+) -> dict[int, Any]:
+    """The requested jobs of visible, live runs (only the columns deciding needs, as
+    plain rows: no ORM objects per item) with their run's status and attempt, locked in id
+    order; absent ids are unknown or not visible."""
+    stmt = (
+        select(
+            Job.id,
+            Job.run_id,
+            Job.job_num,
+            Job.submission_num,
+            Job.status,
+            Job.claim_token_hash,
+            Job.run_attempt,
+            Run.status.label("run_status"),
+            Run.attempt,
+            *extra,
+        )
+        .join(Run, Run.id == Job.run_id)
+        .where(Job.id.in_(ids), Run.deleted.is_(False), visible_projects(viewer, Run.project_id))
+        .order_by(Job.id)
+        .with_for_update(of=Job)
+    )
+    if extra:
+        stmt = stmt.join(
+            LogicalJob,
+            and_(
+                LogicalJob.run_id == Job.run_id,
+                LogicalJob.replica_num == Job.replica_num,
+                LogicalJob.job_num == Job.job_num,
+            ),
+        )
+    return {row.id: row for row in await session.execute(stmt)}
+
+
+NOT_FOUND = ItemOutcome(
+    refusal=Refusal.NOT_FOUND,
+    detail="no such job (unknown, deleted, or in a project you are not a member of)",
+    must_stop=True,
+)
+
+
+async def renew_leases(
+    session: AsyncSession,
+    viewer: Viewer,
+    leases: Sequence[LeaseItem],
+    *,
+    lease_expires_at: dt.datetime,
+) -> list[ItemOutcome]:
+    """Extend every lease whose token still holds the job's claim; an outcome per item,
+    in order. A job of a stopping run is renewed too (its runner winds it down) and
+    answered ``must_stop``. Two statements whatever the batch size."""
+    found = await _locked_jobs(session, viewer, sorted({lease.job_id for lease in leases}))
+    outcomes: list[ItemOutcome] = []
+    renewed: set[int] = set()
+    for lease in leases:
+        row = found.get(lease.job_id)
+        if row is None:
+            outcomes.append(NOT_FOUND)
+            continue
+        refusal = _claim_refusal(row, lease.token_hash)
+        if refusal is not None:
+            outcomes.append(ItemOutcome(row.id, *refusal, must_stop=True))
+        elif row.status not in (JobStatus.RUNNING, JobStatus.TERMINATING):
+            outcomes.append(
+                ItemOutcome(
+                    row.id,
+                    Refusal.INVALID_STATE,
+                    f"the job is already finished ({row.status}); nothing to renew",
+                    must_stop=True,
+                )
+            )
+        else:
+            renewed.add(row.id)
+            outcomes.append(ItemOutcome(row.id, must_stop=row.status == JobStatus.TERMINATING))
+    if renewed:
+        await session.execute(
+            update(Job)
+            .where(Job.id.in_(sorted(renewed)))
+            .values(lease_expires_at=lease_expires_at)
+            .execution_options(synchronize_session=False)
+        )
+    return outcomes
+
+
+# --- completions -----------------------------------------------------------------------
+
+
+async def _lock_runs_of_jobs(session: AsyncSession, viewer: Viewer, job_ids: Sequence[int]) -> None:
+    """PostgreSQL: lock the runs of ``job_ids`` (id order) before any of their jobs, the
+    order every run-and-job writer keeps. SQLite holds the database write lock already."""
+    if _is_sqlite(session):
+        return
+    runs = select(Job.run_id).where(Job.id.in_(job_ids))
+    await session.execute(
+        select(Run.id)
+        .where(Run.id.in_(runs), visible_projects(viewer, Run.project_id))
+        .order_by(Run.id)
+        .with_for_update()
+    )
+
+
+def _repeat(job: Any, reported: CompletionStatus, status: JobStatus | None = None) -> ItemOutcome:
+    """A completion for a job this claim already finished (``status``: how it ended, when
+    that happened earlier in this batch): answered, not applied again."""
+    status = status or JobStatus(job.status)
+    if status == JobStatus.TERMINATED or status == reported.value:
+        return ItemOutcome(job.id)
+    return ItemOutcome(
+        job.id,
+        Refusal.INVALID_STATE,
+        f"the job was already completed as {status}; it cannot become {reported}",
+        must_stop=True,
+    )
+
+
+@dataclass
+class _Effects:
+    """What the accepted completions of a batch set off, collected while deciding."""
+
+    params: list[dict[str, Any]]
+    done: list[int]
+    failed_for_good: list[int]
+    retry_ids: list[int]
+    runs: set[int]
+    stopping_runs: set[int]
+
+
+async def complete_jobs(
+    session: AsyncSession,
+    viewer: Viewer,
+    completions: Sequence[CompletionItem],
+    *,
+    now: dt.datetime,
+) -> list[ItemOutcome]:
+    """Apply a batch of completions; an outcome per item, in request order.
+
+    An item applies when its token holds the job's current claim and the job is
+    ``RUNNING``/``TERMINATING``: ``DONE`` / ``FAILED`` as reported, ``TERMINATED`` whatever
+    was reported when the run is stopping. A repeat of an applied completion (in an earlier
+    call or earlier in this batch) is answered with the job and not applied again. Then,
+    set-based: retries for failures with retries left, downstream jobs aborted after a
+    failure for good, downstream jobs unblocked after successes, the runs' statuses.
+    """
+    ids = sorted({item.job_id for item in completions})
+    await _lock_runs_of_jobs(session, viewer, ids)
+    found = await _locked_jobs(
+        session, viewer, ids, LogicalJob.retry_limit, LogicalJob.retry_on_failure
+    )
+    effects = _Effects([], [], [], [], set(), set())
+    outcomes: list[ItemOutcome] = []
+    applied: dict[int, JobStatus] = {}
+    for item in completions:
+        row = found.get(item.job_id)
+        if row is None:
+            outcomes.append(NOT_FOUND)
+            continue
+        if row.id in applied:
+            outcomes.append(_repeat(row, item.status, applied[row.id]))
+            continue
+        refusal = _claim_refusal(row, item.token_hash)
+        if refusal is not None:
+            outcomes.append(ItemOutcome(row.id, *refusal, must_stop=True))
+        elif row.status not in (JobStatus.RUNNING, JobStatus.TERMINATING):
+            outcomes.append(_repeat(row, item.status))
+        else:
+            stopping = (
+                row.status == JobStatus.TERMINATING or row.run_status == RunStatus.TERMINATING
+            )
+            retry = row.retry_on_failure and row.submission_num < row.retry_limit
+            applied[row.id] = _decide(row, item, effects, stopping=stopping, retry=retry)
+            outcomes.append(ItemOutcome(row.id))
+    if effects.params:
+        await _apply(session, effects, now)
+    return outcomes
+
+
+def _decide(
+    job: Any, item: CompletionItem, effects: _Effects, *, stopping: bool, retry: bool
+) -> JobStatus:
+    """Record what applying ``item`` writes and sets off; returns the job's new status."""
+    if stopping:
+        status, reason = JobStatus.TERMINATED, TerminationReason.TERMINATED_BY_USER
+        effects.stopping_runs.add(job.run_id)
+    elif item.status == CompletionStatus.DONE:
+        status, reason = JobStatus.DONE, TerminationReason.DONE_BY_RUNNER
+        effects.done.append(job.id)
+    else:
+        status, reason = JobStatus.FAILED, TerminationReason.FAILED_BY_RUNNER
+        if retry:
+            effects.retry_ids.append(job.id)
+        else:
+            effects.failed_for_good.append(job.id)
+    effects.runs.add(job.run_id)
+    message = item.message
+    if message is not None and len(message) > MAX_MESSAGE_LENGTH:
+        message = message[: MAX_MESSAGE_LENGTH - 1] + "…"
+    effects.params.append(
+        {
+            "b_id": job.id,
+            "b_status": status,
+            "b_reason": reason.value,
+            "b_message": message,
+            "b_exit": item.exit_status,
+            "b_result": item.result,
+        }
+    )
+    return status
+
+
+async def _apply(session: AsyncSession, effects: _Effects, now: dt.datetime) -> None:
+    jobs = _JOBS.c
+    await session.execute(
+        update(_JOBS)
+        .where(jobs.id == bindparam("b_id"))
+        .values(
+            status=bindparam("b_status"),
+            termination_reason=bindparam("b_reason"),
+            termination_message=bindparam("b_message"),
+            exit_status=bindparam("b_exit"),
+            result=bindparam("b_result"),
+            finished_at=now,
+            lease_expires_at=None,
+        ),
+        effects.params,
+    )
+    await _finish_effects(
+        session,
+        now,
+        retry_ids=effects.retry_ids,
+        failed_for_good=effects.failed_for_good,
+        done=effects.done,
+        runs=effects.runs,
+        stopping_runs=effects.stopping_runs,
+    )
+
+
+async def _finish_effects(
+    session: AsyncSession,
+    now: dt.datetime,
+    *,
+    retry_ids: Sequence[int],
+    failed_for_good: Sequence[int],
+    done: Sequence[int],
+    runs: set[int],
+    stopping_runs: set[int],
+) -> None:
+    """What jobs that just finished set off, in an order that keeps it exact: retries
+    first, then aborting (a job downstream of a failure must not be unblocked), then
+    unblocking, then the runs' statuses."""
+    if retry_ids:
+        await add_retry_submissions(session, retry_ids, now)
+    if failed_for_good:
+        await abort_downstream(session, failed_for_good, now)
+    if done:
+        await unblock_downstream(session, done)
+    if runs - stopping_runs:
+        await roll_up_runs(session, runs - stopping_runs, now)
+    if stopping_runs:
+        await finish_stopped_runs(session, stopping_runs, now)
+
+
+# --- effects ---------------------------------------------------------------------------
+
+
+@functools.cache
+def _retry_statements() -> tuple[Any, Any]:
+    old = aliased(Job)
+    failed = old.id.in_(bindparam("job_ids", expanding=True))
+    add = insert(_JOBS).from_select(
+        [
+            "run_id",
+            "replica_num",
+            "job_num",
+            "submission_num",
+            "name",
+            "status",
+            "run_attempt",
+            "submitted_at",
+            "spec",
+        ],
+        select(
+            old.run_id,
+            old.replica_num,
+            old.job_num,
+            old.submission_num + 1,
+            old.name,
+            literal(JobStatus.SUBMITTED.value),
+            old.run_attempt,
+            bindparam("now", type_=UTCDateTime),
+            old.spec,
+        ).where(failed),
+    )
+    logical = cast(Table, LogicalJob.__table__)
+    keys = select(old.run_id, old.replica_num, old.job_num).where(failed)
+    move = (
+        update(logical)
+        .where(tuple_(logical.c.run_id, logical.c.replica_num, logical.c.job_num).in_(keys))
+        .values(latest_submission_num=logical.c.latest_submission_num + 1)
+    )
+    return add, move
+
+
+async def add_retry_submissions(
+    session: AsyncSession, failed_ids: Sequence[int], now: dt.datetime
+) -> None:
+    """A new ``SUBMITTED`` submission (``submission_num + 1``, same spec) for each failed
+    job of ``failed_ids``, and the logical jobs' ``latest_submission_num`` moved to it, in
+    two statements. The failed rows keep their reason and message: that is job history."""
+    add, move = _retry_statements()
+    params = {"job_ids": sorted(failed_ids), "now": now}
+    await session.execute(add, params)
+    await session.execute(move, {"job_ids": params["job_ids"]})
+
+
+# The statements below are built once and executed with expanding parameters: building
+# these correlated constructs per call cost milliseconds of Python per request.
+#
+# Their shapes hold without planner statistics (a fresh database, or a run that grew since
+# the last ANALYZE). Correlated *scalar* subqueries are never flattened into joins, so each
+# check runs as an index probe with the outer row's values, in the order written; sets
+# computed once are MATERIALIZED CTEs, so no plan re-runs them per row. Flattened EXISTS
+# joins were measured to read every job of a run per candidate (O(n^2) per call).
+
+
+def _latest_submission(lj: Any, column: Any) -> Any:
+    """``column`` of logical job ``lj``'s latest submission: one unique-index probe."""
+    latest = aliased(Job)
+    return (
+        select(getattr(latest, column.key))
+        .where(
+            latest.run_id == lj.run_id,
+            latest.replica_num == lj.replica_num,
+            latest.job_num == lj.job_num,
+            latest.submission_num == lj.latest_submission_num,
+        )
+        .correlate(lj)
+        .scalar_subquery()
+    )
+
+
+def _first(stmt: Any) -> Any:
+    """``(SELECT 1 ... LIMIT 1)``: an existence test that stays a correlated subquery."""
+    return stmt.with_only_columns(literal(1), maintain_column_froms=True).limit(1).scalar_subquery()
+
+
+def _downstream_of_jobs(dep: Any) -> Any:
+    """``dep`` rows waiting for the job numbers of the jobs ``:job_ids`` (exact per run):
+    the finished jobs by primary key, then ``ix_job_dependencies_upstream``."""
+    finished = aliased(Job)
+    return (
+        select(dep.run_id, dep.job_num)
+        .select_from(finished)
+        .join(
+            dep,
+            and_(dep.run_id == finished.run_id, dep.depends_on_job_num == finished.job_num),
+        )
+        .where(finished.id.in_(bindparam("job_ids", expanding=True)))
+    )
+
+
+def _blocked_jobs_of(job_nums: Any) -> Any:
+    """A materialized set of the ids of the ``BLOCKED`` latest submissions of every replica
+    of the ``(run_id, job_num)`` rows of ``job_nums`` (a CTE). The submissions are probed by
+    their unique key, never found by scanning a run's jobs."""
+    lj = aliased(LogicalJob)
+    return (
+        select(_latest_submission(lj, Job.id).label("id"))
+        .select_from(job_nums)
+        .join(lj, and_(lj.run_id == job_nums.c.run_id, lj.job_num == job_nums.c.job_num))
+        .where(_latest_submission(lj, Job.status) == literal_column("'BLOCKED'"))
+        .cte("blocked_jobs")
+        .prefix_with("MATERIALIZED")
+    )
+
+
+@functools.cache
+def _unblock_statement() -> Any:
+    downstream = aliased(JobDependency)
+    other = aliased(JobDependency)
+    lj = aliased(LogicalJob)
+    unfinished_replica = _first(
+        select(lj).where(
+            lj.run_id == other.run_id,
+            lj.job_num == other.depends_on_job_num,
+            _latest_submission(lj, Job.status) != literal_column("'DONE'"),
+        )
+    )
+    waiting = _first(
+        select(other).where(
+            other.run_id == downstream.run_id,
+            other.job_num == downstream.job_num,
+            unfinished_replica.is_not(None),
+        )
+    )
+    ready = (
+        _downstream_of_jobs(downstream)
+        .where(waiting.is_(None))
+        .cte("ready")
+        .prefix_with("MATERIALIZED")
+    )
+    targets = _blocked_jobs_of(ready)
+    return (
+        update(_JOBS).where(_JOBS.c.id.in_(select(targets.c.id))).values(status=JobStatus.SUBMITTED)
+    )
+
+
+async def unblock_downstream(session: AsyncSession, done_ids: Sequence[int]) -> None:
+    """``BLOCKED`` jobs downstream of the jobs ``done_ids`` (just finished ``DONE``) become
+    ``SUBMITTED`` when every replica of every job they wait for is ``DONE`` (its latest
+    submission). One statement: candidates from the upstream index, each checked
+    dependency by dependency, replica by replica, with index probes."""
+    await session.execute(_unblock_statement(), {"job_ids": sorted(done_ids)})
+
+
+@functools.cache
+def _abort_statement() -> Any:
+    doomed = _downstream_of_jobs(JobDependency).cte("doomed", recursive=True)
+    dep = aliased(JobDependency)
+    doomed = doomed.union(
+        select(dep.run_id, dep.job_num).where(
+            dep.run_id == doomed.c.run_id, dep.depends_on_job_num == doomed.c.job_num
+        )
+    )
+    # Materialized once more: SQLite has no size estimate for a recursive CTE and would
+    # otherwise scan every job to join it.
+    doomed_set = select(doomed.c.run_id, doomed.c.job_num).cte("doomed_set")
+    targets = _blocked_jobs_of(doomed_set.prefix_with("MATERIALIZED"))
+    return (
+        update(_JOBS)
+        .where(_JOBS.c.id.in_(select(targets.c.id)))
+        .values(
+            status=JobStatus.ABORTED,
+            termination_reason=TerminationReason.UPSTREAM_FAILED.value,
+            finished_at=bindparam("now", type_=UTCDateTime),
+        )
+    )
+
+
+async def abort_downstream(
+    session: AsyncSession, failed_ids: Sequence[int], now: dt.datetime
+) -> None:
+    """Every job downstream (transitively) of the jobs ``failed_ids`` (failed for good) can
+    never run: its ``BLOCKED`` submission ends ``ABORTED`` with reason ``UPSTREAM_FAILED``.
+    One statement (a recursive CTE over the dependencies)."""
+    await session.execute(_abort_statement(), {"job_ids": sorted(failed_ids), "now": now})
+
+
+@functools.cache
+def _roll_up_statement() -> Any:
+    active_job = aliased(Job)
+    first_active = _first(
+        select(active_job).where(
+            active_job.run_id == Run.id, _status_is(active_job.status, *_ACTIVE)
+        )
+    )
+    active = first_active.is_not(None)
+    unsuccessful = _first(
+        select(LogicalJob).where(
+            LogicalJob.run_id == Run.id,
+            _latest_submission(LogicalJob, Job.status) != literal_column("'DONE'"),
+        )
+    ).is_not(None)
+    runs = cast(Table, Run.__table__)
+    return (
+        update(runs)
+        .where(
+            runs.c.id.in_(bindparam("run_ids", expanding=True)),
+            runs.c.status.in_(CLAIMABLE_RUN_STATUSES),
+            (runs.c.status == RunStatus.SUBMITTED) | first_active.is_(None),
+        )
+        .values(
+            status=case(
+                (active, literal(RunStatus.RUNNING.value)),
+                (unsuccessful, literal(RunStatus.FAILED.value)),
+                else_=literal(RunStatus.DONE.value),
+            ),
+            termination_reason=case(
+                (active, null()),
+                (unsuccessful, literal(TerminationReason.JOB_FAILED.value)),
+                else_=literal(TerminationReason.ALL_JOBS_DONE.value),
+            ),
+            finished_at=case((active, null()), else_=bindparam("now", type_=UTCDateTime)),
+        )
+    )
+
+
+async def roll_up_runs(session: AsyncSession, run_ids: Iterable[int], now: dt.datetime) -> None:
+    """Bring the status of the (not stopping, not finished) ``run_ids`` in line with their
+    jobs, in one UPDATE that writes only the runs whose status changes:
+
+    * something still active (blocked, ready, claimed): ``RUNNING``;
+    * nothing active and every logical job's latest submission ``DONE``: ``DONE``
+      (reason ``ALL_JOBS_DONE``);
+    * nothing active, some job failed for good: ``FAILED`` (reason ``JOB_FAILED``).
+
+    ``finished_at`` is set in the same write, so exactly once.
+    """
+    await session.execute(_roll_up_statement(), {"run_ids": sorted(run_ids), "now": now})
+
+
+# --- lease expiry ----------------------------------------------------------------------
+
+
+def _expired(now: dt.datetime) -> ColumnElement[bool]:
+    return and_(_status_is(Job.status, *_LEASED), Job.lease_expires_at < now)
+
+
+async def expired_leases_exist(session: AsyncSession, now: dt.datetime) -> bool:
+    """A plain read (no write lock): is there anything for the sweeper to do?"""
+    return (await session.scalar(select(Job.id).where(_expired(now)).limit(1))) is not None
+
+
+async def requeue_expired(session: AsyncSession, *, now: dt.datetime, limit: int) -> int:
+    """End up to ``limit`` claims whose lease expired before ``now``; returns how many.
+
+    The submission ends ``FAILED`` with reason ``LEASE_EXPIRED`` and its claim token is
+    cleared (a late completion is refused as stale). With retries left and
+    ``retry_on_lease_expiry`` a new submission is queued; otherwise downstream jobs are
+    aborted. A job of a stopping run just ends ``TERMINATED``. Loads only the columns it
+    decides on. On PostgreSQL runs are locked first with ``SKIP LOCKED``, so several
+    server replicas sweep side by side without waiting for or doubling each other.
+    """
+    expired_runs = select(Job.run_id).where(_expired(now))
+    run_ids = list(
+        await session.scalars(
+            select(Run.id)
+            .where(Run.id.in_(expired_runs))
+            .order_by(Run.id)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    if not run_ids:
+        return 0
+    rows = (
+        await session.execute(
+            select(
+                Job.id,
+                Job.run_id,
+                Job.job_num,
+                Job.submission_num,
+                Job.status,
+                Run.status.label("run_status"),
+                LogicalJob.retry_limit,
+                LogicalJob.retry_on_lease_expiry,
+            )
+            .join(Run, Run.id == Job.run_id)
+            .join(
+                LogicalJob,
+                and_(
+                    LogicalJob.run_id == Job.run_id,
+                    LogicalJob.replica_num == Job.replica_num,
+                    LogicalJob.job_num == Job.job_num,
+                ),
+            )
+            # ``+ 0``: start from the expired leases (ix_jobs_lease), not every job of the runs.
+            .where((Job.run_id + 0).in_(run_ids), _expired(now))
+            .order_by(Job.id)
+            .limit(limit)
+            .with_for_update(of=Job)
+        )
+    ).all()
+    if not rows:
+        return 0
+    failed: list[int] = []
+    terminated: list[int] = []
+    retry_ids: list[int] = []
+    failed_for_good: list[int] = []
+    runs: set[int] = set()
+    stopping_runs: set[int] = set()
+    for row in rows:
+        if row.status == JobStatus.TERMINATING or row.run_status == RunStatus.TERMINATING:
+            terminated.append(row.id)
+            stopping_runs.add(row.run_id)
+            continue
+        failed.append(row.id)
+        runs.add(row.run_id)
+        if row.retry_on_lease_expiry and row.submission_num < row.retry_limit:
+            retry_ids.append(row.id)
+        else:
+            failed_for_good.append(row.id)
+    for ids, status in ((failed, JobStatus.FAILED), (terminated, JobStatus.TERMINATED)):
+        if ids:
+            await session.execute(
+                update(Job)
+                .where(Job.id.in_(ids))
+                .values(
+                    status=status,
+                    termination_reason=TerminationReason.LEASE_EXPIRED.value,
+                    termination_message=LEASE_EXPIRED_MESSAGE,
+                    finished_at=now,
+                    lease_expires_at=None,
+                    claim_token_hash=None,
+                )
+                .execution_options(synchronize_session=False)
+            )
+    await _finish_effects(
+        session,
+        now,
+        retry_ids=retry_ids,
+        failed_for_good=failed_for_good,
+        done=(),
+        runs=runs,
+        stopping_runs=stopping_runs,
+    )
+    return len(rows)

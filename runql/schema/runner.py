@@ -1,0 +1,210 @@
+"""Runner mutations: ``claimJobs``, ``renewLeases``, ``completeJobs``, with their inputs
+and payloads. Declarative: each field is one call into ``runql.resolvers.runner``.
+
+The claim token appears only in ``JobClaim.claimToken``, never as a field of ``Job``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import strawberry
+from strawberry.scalars import JSON
+
+from runql.db.runner import CompletionStatus
+from runql.resolvers import runner as runner_resolvers
+from runql.resolvers.runner import ClaimJobsData, CompletionData, LeaseData
+from runql.resolvers.runner import JobResult as JobResultData
+from runql.resolvers.runner import LeaseResult as LeaseResultData
+from runql.schema.info import Info
+from runql.schema.types import Job
+
+strawberry.enum(
+    CompletionStatus,
+    description="What a runner reports for a job it ran: DONE (success) or FAILED.",
+)
+
+
+@strawberry.input(description="Ask for ready jobs to run.")
+class ClaimJobsInput:
+    runner_name: str = strawberry.field(
+        description="Who is asking (a host or process name); shown as Job.runnerName."
+    )
+    limit: int = strawberry.field(description="Most jobs to take (1 to 1,000).")
+    project: str | None = strawberry.field(
+        default=None, description="Only jobs of this project; default: every visible project."
+    )
+    lease_seconds: int | None = strawberry.field(
+        default=None,
+        description="Lease length (default 60, bounded by the server's min/max). Renew "
+        "before it lapses, or the job is taken back.",
+    )
+
+    def to_data(self) -> ClaimJobsData:
+        return ClaimJobsData(
+            runner_name=self.runner_name,
+            limit=self.limit,
+            project=self.project,
+            lease_seconds=self.lease_seconds,
+        )
+
+
+@strawberry.input(description="A job the runner holds, identified by its claim.")
+class LeaseInput:
+    job_id: strawberry.ID = strawberry.field(description="The claimed job.")
+    claim_token: str = strawberry.field(description="The token claimJobs returned with it.")
+
+    def to_data(self) -> LeaseData:
+        return LeaseData(job_id=self.job_id, claim_token=self.claim_token)
+
+
+@strawberry.input(description="Leases to extend (at most 1,000 per call).")
+class RenewLeasesInput:
+    leases: list[LeaseInput] = strawberry.field(description="The jobs the runner holds.")
+    lease_seconds: int | None = strawberry.field(
+        default=None, description="New lease length from now (default 60, bounded)."
+    )
+
+
+@strawberry.input(description="How one claimed job ended.")
+class CompletionInput:
+    job_id: strawberry.ID = strawberry.field(description="The claimed job.")
+    claim_token: str = strawberry.field(description="The token claimJobs returned with it.")
+    status: CompletionStatus = strawberry.field(description="DONE or FAILED.")
+    exit_status: int | None = strawberry.field(default=None, description="Process exit status.")
+    message: str | None = strawberry.field(
+        default=None,
+        description="Why it failed, or a note (kept up to 1,000 characters).",
+    )
+    result: JSON | None = strawberry.field(
+        default=None, description="What the job produced: a JSON object (heavy field)."
+    )
+
+    def to_data(self) -> CompletionData:
+        return CompletionData(
+            job_id=self.job_id,
+            claim_token=self.claim_token,
+            status=self.status,
+            exit_status=self.exit_status,
+            message=self.message,
+            result=self.result,
+        )
+
+
+@strawberry.input(description="Completions to report (at most 1,000 per call).")
+class CompleteJobsInput:
+    completions: list[CompletionInput] = strawberry.field(description="One per finished job.")
+
+
+@strawberry.type(description="A job handed to the calling runner.")
+class JobClaim:
+    job: Job = strawberry.field(description="The job, now RUNNING for this runner.")
+    claim_token: str = strawberry.field(
+        description="Secret of this claim: send it with every renewal and completion of the "
+        "job. It is shown only here."
+    )
+    lease_expires_at: dt.datetime = strawberry.field(
+        description="When the claim lapses unless renewed."
+    )
+
+
+@strawberry.type(description="The jobs claimed (empty when nothing is ready).")
+class ClaimJobsPayload:
+    claims: list[JobClaim] = strawberry.field(description="Highest run priority first.")
+
+
+@strawberry.type(description="Why one item of a runner batch was not applied.")
+class JobItemError:
+    code: str = strawberry.field(
+        description="NOT_FOUND, STALE_CLAIM, INVALID_STATE, BAD_USER_INPUT or LIMIT_EXCEEDED."
+    )
+    message: str = strawberry.field(description="Human-readable explanation.")
+
+
+@strawberry.type(description="The answer for one completion.")
+class JobResult:
+    job_id: strawberry.ID = strawberry.field(description="The requested job id.")
+    error: JobItemError | None = strawberry.field(description="Why it did not apply.")
+
+    @strawberry.field(description="The job after the call, when it applied.")
+    async def job(self, root: strawberry.Parent[JobResultData], info: Info) -> Job | None:
+        return await runner_resolvers.result_job(info.context, root)  # type: ignore[return-value]
+
+
+@strawberry.type(description="The answer for one lease.")
+class LeaseResult:
+    job_id: strawberry.ID = strawberry.field(description="The requested job id.")
+
+    @strawberry.field(description="The job, when the lease was renewed.")
+    async def job(self, root: strawberry.Parent[LeaseResultData], info: Info) -> Job | None:
+        return await runner_resolvers.result_job(info.context, root)  # type: ignore[return-value]
+
+    must_stop: bool = strawberry.field(
+        description="Stop working on this job: its run is stopping (complete it; it ends "
+        "TERMINATED), or it is no longer yours (see error)."
+    )
+    lease_expires_at: dt.datetime | None = strawberry.field(
+        description="The new expiry, when renewed."
+    )
+    error: JobItemError | None = strawberry.field(description="Why it was not renewed.")
+
+
+@strawberry.type(description="One result per completion, in request order.")
+class CompleteJobsPayload:
+    results: list[JobResult] = strawberry.field(description="Per completion, in order.")
+
+
+@strawberry.type(description="One result per lease, in request order.")
+class RenewLeasesPayload:
+    results: list[LeaseResult] = strawberry.field(description="Per lease, in order.")
+
+
+@strawberry.type(description="Runners: claim ready jobs, keep their leases, report them.")
+class RunnerMutation:
+    @strawberry.mutation(
+        description=(
+            "Claim up to `limit` ready jobs of the projects you can see, highest run "
+            "priority first, then oldest. Each comes with a claim token and a lease. "
+            "Answers at once, with an empty list when nothing is ready."
+        )
+    )
+    async def claim_jobs(
+        self,
+        info: Info,
+        input: Annotated[ClaimJobsInput, strawberry.argument(description="What to claim.")],
+    ) -> ClaimJobsPayload:
+        return await runner_resolvers.claim_jobs(info.context, input.to_data())  # type: ignore[return-value]
+
+    @strawberry.mutation(
+        description=(
+            "Extend the leases of jobs you hold. Each result says whether to stop the job "
+            "(its run is stopping, or it is no longer yours)."
+        )
+    )
+    async def renew_leases(
+        self,
+        info: Info,
+        input: Annotated[RenewLeasesInput, strawberry.argument(description="Leases to renew.")],
+    ) -> RenewLeasesPayload:
+        return await runner_resolvers.renew_leases(  # type: ignore[return-value]
+            info.context, [lease.to_data() for lease in input.leases], input.lease_seconds
+        )
+
+    @strawberry.mutation(
+        description=(
+            "Report finished jobs (up to 1,000). Each item applies or fails on its own; "
+            "repeating a completion is answered again without applying it twice. "
+            "Downstream jobs, retries and the run's status follow in the same transaction."
+        )
+    )
+    async def complete_jobs(
+        self,
+        info: Info,
+        input: Annotated[
+            CompleteJobsInput, strawberry.argument(description="The completions to apply.")
+        ],
+    ) -> CompleteJobsPayload:
+        return await runner_resolvers.complete_jobs(  # type: ignore[return-value]
+            info.context, [item.to_data() for item in input.completions]
+        )
