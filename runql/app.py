@@ -5,7 +5,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
@@ -14,6 +17,8 @@ from runql import graphiql
 from runql.db.engine import Database
 from runql.db.migrate import is_current
 from runql.graphql_view import RunqlGraphQL
+from runql.lease_sweeper import LeaseSweeper
+from runql.logging import configure_logging
 from runql.schema import build_schema
 from runql.settings import Settings
 
@@ -26,7 +31,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         pool_size=settings.db_pool_size,
         statement_timeout_ms=settings.statement_timeout_ms,
     )
-    graphql = RunqlGraphQL(build_schema(), db=database, settings=settings)
+    configure_logging(settings)
+    graphql = RunqlGraphQL(build_schema(settings), db=database, settings=settings)
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -34,15 +40,20 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     async def readyz(request: Request) -> JSONResponse:
         try:
             current = await is_current(database)
-        except OSError as exc:  # server unreachable
+        except (OSError, SQLAlchemyError) as exc:  # server unreachable, database missing
             return JSONResponse({"status": "unavailable", "error": type(exc).__name__}, 503)
         if not current:
             return JSONResponse({"status": "migrations pending"}, 503)
         return JSONResponse({"status": "ready"})
 
+    sweeper = LeaseSweeper(database, interval_seconds=settings.lease_sweep_seconds)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if settings.lease_sweep_seconds > 0:  # 0 turns the lease sweeper off
+            sweeper.start()
         yield
+        await sweeper.stop()
         if db is None:
             await database.dispose()
 
@@ -55,10 +66,28 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             *_graphiql_routes(settings),
         ],
         lifespan=lifespan,
+        middleware=_cors(settings),
     )
     app.state.db = database
     app.state.settings = settings
+    app.state.lease_sweeper = sweeper
     return app
+
+
+def _cors(settings: Settings) -> list[Middleware]:
+    """CORS headers for the configured browser origins (none configured: none sent)."""
+    if not settings.cors_origins:
+        return []
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-Id"],
+            expose_headers=["X-Request-Id"],
+            max_age=600,
+        )
+    ]
 
 
 def _graphiql_routes(settings: Settings) -> list[BaseRoute]:

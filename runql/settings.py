@@ -14,6 +14,22 @@ from dataclasses import dataclass
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./runql.db"
 
 
+LOG_FORMATS = ("json", "text")
+
+#: Limits that make no sense at 0 or below (0 would refuse every request).
+POSITIVE_FIELDS = (
+    "max_page_size",
+    "max_query_depth",
+    "max_aliases",
+    "max_tokens",
+    "max_batch_size",
+    "max_stop_batch",
+    "max_body_bytes",
+    "max_jobs_per_run",
+    "max_json_bytes",
+)
+
+
 def _bool(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
@@ -41,6 +57,8 @@ class Settings:
     introspection: bool = True
     cors_origins: tuple[str, ...] = ()
     log_level: str = "INFO"
+    log_format: str = "json"
+    graphql_cache_size: int = 256
     # Limits: each produces an error naming the limit when exceeded.
     max_page_size: int = 100
     max_query_depth: int = 12
@@ -57,6 +75,13 @@ class Settings:
     min_lease_seconds: int = 5
     max_lease_seconds: int = 3600
     lease_sweep_seconds: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.log_format not in LOG_FORMATS:
+            raise ValueError(f"RUNQL_LOG_FORMAT: must be one of {', '.join(LOG_FORMATS)}")
+        for name in POSITIVE_FIELDS:
+            if getattr(self, name) < 1:
+                raise ValueError(f"RUNQL_{name.upper()}: must be at least 1")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -92,9 +117,65 @@ def _parse(f: dataclasses.Field[object], raw: str) -> object:
     return raw
 
 
+#: One line per setting for docs/configuration.md (a test keeps both complete).
+FIELD_DOCS: dict[str, str] = {
+    "database_url": "SQLAlchemy URL: `sqlite+aiosqlite:///path.db` or "
+    "`postgresql+asyncpg://user@host/db`.",
+    "secret_key": "HMAC key of pagination cursors; set it in production so cursors survive "
+    "restarts and cannot be forged.",
+    "host": "Interface `runql serve` binds.",
+    "port": "Port `runql serve` listens on.",
+    "graphiql": "Serve GraphiQL at `GET /graphql` for browsers.",
+    "introspection": "Answer `__schema`/`__type` queries (GraphiQL's docs pane needs it); "
+    "federation's `_service { sdl }` works either way.",
+    "cors_origins": "Comma-separated origins allowed to call the API from a browser "
+    "(`*` for any); empty: no CORS headers.",
+    "log_level": "Level of the `runql` loggers (DEBUG, INFO, WARNING, ERROR).",
+    "log_format": "`json` (one object per line) or `text`.",
+    "graphql_cache_size": "Parsed and validated documents kept per process (LRU).",
+    "max_page_size": "Largest `first`/`last` of a paginated field.",
+    "max_query_depth": "Deepest field nesting of a document (`{ me { name } }` is 2; "
+    "introspection excluded).",
+    "max_aliases": "Most aliased fields in a document (fragments counted where spread).",
+    "max_tokens": "Most lexical tokens in a document; parsing stops beyond it.",
+    "max_batch_size": "Most items in one runner batch (`claimJobs`, `completeJobs`, "
+    "`renewLeases`).",
+    "max_stop_batch": "Most runs in one `stopRuns`/`deleteRuns`.",
+    "max_body_bytes": "Largest request body in bytes (413 beyond it).",
+    "max_jobs_per_run": "Most jobs in one submitted run.",
+    "max_json_bytes": "Largest JSON value (spec, result) in bytes.",
+    "statement_timeout_ms": "PostgreSQL `statement_timeout` of every connection, in ms "
+    "(0: none); a slow statement answers `STATEMENT_TIMEOUT`.",
+    "db_pool_size": "PostgreSQL connections kept per process (as many again may overflow).",
+    "min_lease_seconds": "Shortest lease a runner may ask for.",
+    "max_lease_seconds": "Longest lease a runner may ask for.",
+    "lease_sweep_seconds": "How often expired leases are requeued (0: no sweeper).",
+}
+
+
 def settings_field_docs() -> list[tuple[str, object]]:
     """(variable name, default) pairs, for the README table and ``runql --help``."""
     return [(f"RUNQL_{f.name.upper()}", f.default) for f in dataclasses.fields(Settings)]
 
 
-__all__ = ["DEFAULT_DATABASE_URL", "Settings", "settings_field_docs"]
+def settings_table() -> str:
+    """The Markdown table of every ``RUNQL_*`` variable (docs/configuration.md)."""
+    lines = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
+    for f in dataclasses.fields(Settings):
+        default = f.default
+        shown = ",".join(default) if isinstance(default, tuple) else default
+        if isinstance(shown, bool):
+            shown = str(shown).lower()
+        doc = FIELD_DOCS.get(f.name, "")
+        cell = f"`{shown}`" if shown != "" else "(empty)"
+        lines.append(f"| `RUNQL_{f.name.upper()}` | {cell} | {doc} |")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "FIELD_DOCS",
+    "Settings",
+    "settings_field_docs",
+    "settings_table",
+]

@@ -9,6 +9,8 @@ the run; elsewhere the PostgreSQL half is skipped with a visible reason.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -116,6 +118,21 @@ async def http(app) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-unty
 def gql(http: httpx.AsyncClient) -> GraphQLClient:
     """POST GraphQL documents to the app: ``await gql(query, variables, token=...)``."""
     return GraphQLClient(http)
+
+
+@pytest.fixture
+def client_with(db: Database, settings: Settings):  # type: ignore[no-untyped-def]
+    """``async with client_with(max_aliases=3) as client``: an HTTP client of an app built
+    with some settings changed (same database)."""
+
+    @contextlib.asynccontextmanager
+    async def make(**overrides: object) -> AsyncIterator[httpx.AsyncClient]:
+        app = create_app(dataclasses.replace(settings, **overrides), db=db)  # type: ignore[arg-type]
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://runql.test") as c:
+            yield c
+
+    return make
 
 
 @pytest.fixture

@@ -75,6 +75,19 @@ async def users_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, U
     return {user.id: user for user in rows}
 
 
+async def visible_users_by_ids(
+    session: AsyncSession, viewer: Viewer, ids: Sequence[int]
+) -> dict[int, User]:
+    """Users the viewer may look up by id (federation's ``_entities``): themselves, anyone
+    sharing a project with them, everyone for an ADMIN. Others are absent."""
+    stmt = select(User).where(User.id.in_(ids))
+    if not viewer.is_admin:
+        shared = select(Member.user_id).where(visible_projects(viewer, Member.project_id))
+        stmt = stmt.where((User.id == viewer.user_id) | User.id.in_(shared.scalar_subquery()))
+    rows = await session.scalars(stmt)
+    return {user.id: user for user in rows}
+
+
 async def projects_by_ids(
     session: AsyncSession, viewer: Viewer, ids: Sequence[int]
 ) -> dict[int, Project]:

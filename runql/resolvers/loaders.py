@@ -57,6 +57,16 @@ class UserByIdLoader(_DbLoader):
         return [found.get(i) for i in ids]
 
 
+class VisibleUserByIdLoader(_DbLoader):
+    """Users by id, filtered by who the viewer may see (federation entity lookups);
+    ``UserByIdLoader`` serves users already reached through a visible run."""
+
+    async def batch_load_fn(self, ids: Sequence[int]) -> list[User | None]:
+        async with self.db.read() as session:
+            found = await user_queries.visible_users_by_ids(session, self.viewer, ids)
+        return [found.get(i) for i in ids]
+
+
 class ProjectByIdLoader(_DbLoader):
     async def batch_load_fn(self, ids: Sequence[int]) -> list[Project | None]:
         async with self.db.read() as session:
@@ -197,6 +207,7 @@ class Loaders:
 
     def __init__(self, db: Database, viewer: Viewer) -> None:
         self.user_by_id = UserByIdLoader(db, viewer)
+        self.visible_user_by_id = VisibleUserByIdLoader(db, viewer)
         self.project_by_id = ProjectByIdLoader(db, viewer)
         self.project_by_name = ProjectByNameLoader(db, viewer)
         self.run_by_id = RunByIdLoader(db, viewer)

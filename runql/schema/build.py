@@ -1,17 +1,47 @@
-"""Build the Schema object (an Apollo Federation v2 subgraph)."""
+"""Build the Schema object (an Apollo Federation v2 subgraph).
+
+Extensions, outermost first: error masking (sees every other extension's result), the
+token check, document limits built once from the settings, and the parse/validation
+caches, so a document seen before costs neither parsing nor validation.
+"""
 
 from __future__ import annotations
 
-import strawberry
+from collections.abc import Callable
 
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
+from strawberry.types import ExecutionContext
+
+from runql.logging import OperationNameLogger
 from runql.schema.auth import RequireViewer
+from runql.schema.errors import ErrorMasking
+from runql.schema.limits import limits_extension
 from runql.schema.mutation import build_mutation
 from runql.schema.query import Query
+from runql.settings import Settings
 
 
-def build_schema() -> strawberry.federation.Schema:
-    return strawberry.federation.Schema(
-        query=Query,
-        mutation=build_mutation(),
-        extensions=[RequireViewer],
-    )
+class RunqlSchema(strawberry.federation.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Strawberry logs every error with a traceback, client mistakes included;
+        runql logs the unexpected ones itself, with the request id (``ErrorMasking``)."""
+
+
+def build_schema(settings: Settings | None = None) -> RunqlSchema:
+    """The schema with ``settings``' limits; the defaults when none are given (the SDL does
+    not depend on settings, so ``runql export-schema`` needs none)."""
+    settings = settings or Settings()
+    cache_size = settings.graphql_cache_size
+    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
+        ErrorMasking,
+        OperationNameLogger,
+        RequireViewer,
+        limits_extension(settings),
+        lambda: ParserCache(maxsize=cache_size),
+        lambda: ValidationCache(maxsize=cache_size),
+    ]
+    return RunqlSchema(query=Query, mutation=build_mutation(), extensions=extensions)

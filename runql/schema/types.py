@@ -10,6 +10,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from runql.db import models
+from runql.resolvers import entities as entity_resolvers
 from runql.resolvers import jobs as job_resolvers
 from runql.resolvers import lifecycle as lifecycle_resolvers
 from runql.resolvers import runs as run_resolvers
@@ -56,6 +57,10 @@ class User:
     role: UserRole = strawberry.field(description="Global role.")
     is_type_of = _is(models.User)
 
+    @classmethod
+    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> models.User | None:
+        return await entity_resolvers.user_reference(info.context, id)
+
 
 @strawberry.federation.type(
     keys=["id", "name"], description="A project: runs belong to one; members see them."
@@ -65,6 +70,12 @@ class Project:
     name: str = strawberry.field(description="Unique project name.")
     created_at: dt.datetime = strawberry.field(description="When the project was created.")
     is_type_of = _is(models.Project)
+
+    @classmethod
+    async def resolve_reference(
+        cls, info: Info, id: strawberry.ID | None = None, name: str | None = None
+    ) -> models.Project | None:
+        return await entity_resolvers.project_reference(info.context, id, name)
 
 
 @strawberry.type(description="A project membership of a user.")
@@ -102,6 +113,10 @@ class Run:
         description="When it reached a final status."
     )
     is_type_of = _is(models.Run)
+
+    @classmethod
+    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> models.Run | None:
+        return await entity_resolvers.run_reference(info.context, id)
 
     @strawberry.field(description="The project the run belongs to.")
     async def project(self, root: strawberry.Parent[models.Run], info: Info) -> Project:
@@ -197,6 +212,10 @@ class Job:
         description="When the runner's claim lapses unless renewed."
     )
     is_type_of = _is(models.Job)
+
+    @classmethod
+    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> models.Job | None:
+        return await entity_resolvers.job_reference(info.context, id)
 
     @strawberry.field(description="The run this job belongs to.")
     async def run(self, root: strawberry.Parent[models.Job], info: Info) -> Run:

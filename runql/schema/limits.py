@@ -1,0 +1,195 @@
+"""Document limits: query depth, aliases and tokens, checked before anything executes.
+
+The validation rules are built once, when the schema is built, and every request adds the
+*same* rule classes. That matters: strawberry's validation cache is keyed by the rule
+classes, and its own limiter extensions passed as factories create new classes per request,
+so every request re-validates. Here a repeated document is validated once per process
+(see ``GraphQLLimits`` and the caches in ``runql.schema.build``).
+
+Each error names the limit, the setting that controls it and carries
+``extensions.code = LIMIT_EXCEEDED``; tokens are counted by graphql-core's parser
+(``max_tokens``), which aborts early instead of building a huge AST.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from graphql import (
+    ASTValidationRule,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    Node,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    ValidationContext,
+)
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import SchemaExtension
+
+from runql.settings import Settings
+
+LIMIT_CODE = "LIMIT_EXCEEDED"
+
+
+def limit_error(what: str, actual: int, limit: int, setting: str, node: Node) -> GraphQLError:
+    """A validation error naming the limit and the ``RUNQL_*`` variable that sets it."""
+    variable = f"RUNQL_{setting.upper()}"
+    return GraphQLError(
+        f"{what} is {actual}, over the limit of {limit} ({variable})",
+        node,
+        extensions={"code": LIMIT_CODE, "limit": limit, "actual": actual, "setting": variable},
+    )
+
+
+def _is_introspection(node: FieldNode) -> bool:
+    # Introspection subtrees are bounded by the token limit, not by depth: GraphiQL's own
+    # introspection query is deeper than any sensible depth limit.
+    return node.name.value.startswith("__")
+
+
+@dataclass
+class _Walker:
+    """Depth and alias counts of an operation, expanding fragment spreads (memoised, with a
+    guard against cycles: those are reported by graphql-core's own rules)."""
+
+    fragments: dict[str, FragmentDefinitionNode]
+
+    def __post_init__(self) -> None:
+        self._depth: dict[str, int] = {}
+        self._aliases: dict[str, int] = {}
+        self._active: set[str] = set()
+
+    def depth(self, selection_set: SelectionSetNode | None) -> int:
+        if selection_set is None:
+            return 0
+        deepest = 0
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                if not _is_introspection(selection):
+                    deepest = max(deepest, 1 + self.depth(selection.selection_set))
+            elif isinstance(selection, InlineFragmentNode):
+                deepest = max(deepest, self.depth(selection.selection_set))
+            elif isinstance(selection, FragmentSpreadNode):
+                deepest = max(deepest, self._fragment(selection.name.value, self._depth, True))
+        return deepest
+
+    def aliases(self, selection_set: SelectionSetNode | None) -> int:
+        if selection_set is None:
+            return 0
+        total = 0
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                total += (selection.alias is not None) + self.aliases(selection.selection_set)
+            elif isinstance(selection, InlineFragmentNode):
+                total += self.aliases(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                total += self._fragment(selection.name.value, self._aliases, False)
+        return total
+
+    def _fragment(self, name: str, memo: dict[str, int], depth: bool) -> int:
+        if name in memo:
+            return memo[name]
+        fragment = self.fragments.get(name)
+        if fragment is None or name in self._active:
+            return 0
+        self._active.add(name)
+        try:
+            value = (self.depth if depth else self.aliases)(fragment.selection_set)
+        finally:
+            self._active.discard(name)
+        memo[name] = value
+        return value
+
+
+def _operations(context: ValidationContext) -> Iterator[OperationDefinitionNode]:
+    for definition in context.document.definitions:
+        if isinstance(definition, OperationDefinitionNode):
+            yield definition
+
+
+def _walker(context: ValidationContext) -> _Walker:
+    fragments = {
+        d.name.value: d
+        for d in context.document.definitions
+        if isinstance(d, FragmentDefinitionNode)
+    }
+    return _Walker(fragments)
+
+
+def depth_rule(max_depth: int) -> type[ASTValidationRule]:
+    """Fields nested deeper than ``max_depth``; ``{ me { name } }`` has depth 2."""
+
+    class QueryDepthLimit(ASTValidationRule):
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            walker = _walker(context)
+            for operation in _operations(context):
+                depth = walker.depth(operation.selection_set)
+                if depth > max_depth:
+                    context.report_error(
+                        limit_error("query depth", depth, max_depth, "max_query_depth", operation)
+                    )
+
+    return QueryDepthLimit
+
+
+def alias_rule(max_aliases: int) -> type[ASTValidationRule]:
+    """More than ``max_aliases`` aliased fields (fragments counted where spread): aliases
+    are how one small document asks for the same expensive field many times."""
+
+    class AliasLimit(ASTValidationRule):
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            walker = _walker(context)
+            for operation in _operations(context):
+                count = walker.aliases(operation.selection_set)
+                if count > max_aliases:
+                    context.report_error(
+                        limit_error(
+                            "number of aliases", count, max_aliases, "max_aliases", operation
+                        )
+                    )
+
+    return AliasLimit
+
+
+def validation_rules(settings: Settings) -> tuple[type[ASTValidationRule], ...]:
+    """The extra rules of this deployment, built once per schema."""
+    rules: list[type[ASTValidationRule]] = [
+        depth_rule(settings.max_query_depth),
+        alias_rule(settings.max_aliases),
+    ]
+    if not settings.introspection:
+        rules.append(NoSchemaIntrospectionCustomRule)
+    return tuple(rules)
+
+
+def limits_extension(settings: Settings) -> type[SchemaExtension]:
+    """An extension *class* (strawberry instantiates it per request) that adds the rules
+    built here once and sets the parser's token limit."""
+    rules = validation_rules(settings)
+    max_tokens = settings.max_tokens
+
+    class GraphQLLimits(SchemaExtension):
+        def on_operation(self) -> Iterator[None]:
+            ctx = self.execution_context
+            ctx.parse_options["max_tokens"] = max_tokens
+            ctx.validation_rules = (*ctx.validation_rules, *rules)
+            yield
+
+    return GraphQLLimits
+
+
+__all__ = [
+    "LIMIT_CODE",
+    "alias_rule",
+    "depth_rule",
+    "limit_error",
+    "limits_extension",
+    "validation_rules",
+]
