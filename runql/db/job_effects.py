@@ -1,0 +1,290 @@
+"""What finished jobs set off, as set-based statements: retry submissions, unblocking
+downstream jobs, aborting jobs that can never run, and the run's status roll-up.
+
+Shared by completions (``runql.db.runner``) and the lease sweeper. Each function is a
+fixed number of statements whatever the number of jobs; the statements are built once
+(``functools.cache``) because building them costs more than running them on small batches.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    case,
+    insert,
+    literal,
+    literal_column,
+    null,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from runql.db.enums import JobStatus, RunStatus, TerminationReason
+from runql.db.models import Job, JobDependency, LogicalJob, Run
+from runql.db.types import UTCDateTime
+
+#: Runs whose ready jobs may be claimed (a stopping run's are terminated, not claimed).
+CLAIMABLE_RUN_STATUSES = (RunStatus.SUBMITTED, RunStatus.RUNNING)
+
+# Status predicates written as SQL literals in the exact form of the partial indexes'
+# predicates, so SQLite matches them and PostgreSQL's generic plans can use the indexes.
+ACTIVE_SQL = ("BLOCKED", "SUBMITTED", "RUNNING", "TERMINATING")  # ix_jobs_active
+LEASED_SQL = ("RUNNING", "TERMINATING")  # ix_jobs_lease
+
+
+#: The jobs table for Core executemany UPDATEs (ORM bulk updates would not tell loaded rows).
+JOBS_TABLE = cast(Table, Job.__table__)
+
+
+def status_in(column: Any, *statuses: str) -> ColumnElement[bool]:
+    values: list[ColumnElement[Any]] = [literal_column(f"'{status}'") for status in statuses]
+    return column == values[0] if len(values) == 1 else column.in_(values)
+
+
+@functools.cache
+def _retry_statements() -> tuple[Any, Any]:
+    old = aliased(Job)
+    failed = old.id.in_(bindparam("job_ids", expanding=True))
+    add = insert(JOBS_TABLE).from_select(
+        [
+            "run_id",
+            "replica_num",
+            "job_num",
+            "submission_num",
+            "name",
+            "status",
+            "run_attempt",
+            "submitted_at",
+            "spec",
+        ],
+        select(
+            old.run_id,
+            old.replica_num,
+            old.job_num,
+            old.submission_num + 1,
+            old.name,
+            literal(JobStatus.SUBMITTED.value),
+            old.run_attempt,
+            bindparam("now", type_=UTCDateTime),
+            old.spec,
+        ).where(failed),
+    )
+    logical = cast(Table, LogicalJob.__table__)
+    keys = select(old.run_id, old.replica_num, old.job_num).where(failed)
+    move = (
+        update(logical)
+        .where(tuple_(logical.c.run_id, logical.c.replica_num, logical.c.job_num).in_(keys))
+        .values(latest_submission_num=logical.c.latest_submission_num + 1)
+    )
+    return add, move
+
+
+async def add_retry_submissions(
+    session: AsyncSession, failed_ids: Sequence[int], now: dt.datetime
+) -> None:
+    """A new ``SUBMITTED`` submission (``submission_num + 1``, same spec) for each failed
+    job of ``failed_ids``, and the logical jobs' ``latest_submission_num`` moved to it, in
+    two statements. The failed rows keep their reason and message: that is job history."""
+    add, move = _retry_statements()
+    params = {"job_ids": sorted(failed_ids), "now": now}
+    await session.execute(add, params)
+    await session.execute(move, {"job_ids": params["job_ids"]})
+
+
+# The statements below are built once and executed with expanding parameters: building
+# these correlated constructs per call cost milliseconds of Python per request.
+#
+# Their shapes hold without planner statistics (a fresh database, or a run that grew since
+# the last ANALYZE). Correlated *scalar* subqueries are never flattened into joins, so each
+# check runs as an index probe with the outer row's values, in the order written; sets
+# computed once are MATERIALIZED CTEs, so no plan re-runs them per row. Flattened EXISTS
+# joins were measured to read every job of a run per candidate (O(n^2) per call).
+
+
+def _latest_submission(lj: Any, column: Any) -> Any:
+    """``column`` of logical job ``lj``'s latest submission: one unique-index probe."""
+    latest = aliased(Job)
+    return (
+        select(getattr(latest, column.key))
+        .where(
+            latest.run_id == lj.run_id,
+            latest.replica_num == lj.replica_num,
+            latest.job_num == lj.job_num,
+            latest.submission_num == lj.latest_submission_num,
+        )
+        .correlate(lj)
+        .scalar_subquery()
+    )
+
+
+def _first(stmt: Any) -> Any:
+    """``(SELECT 1 ... LIMIT 1)``: an existence test that stays a correlated subquery."""
+    return stmt.with_only_columns(literal(1), maintain_column_froms=True).limit(1).scalar_subquery()
+
+
+def _downstream_of_jobs(dep: Any) -> Any:
+    """``dep`` rows waiting for the job numbers of the jobs ``:job_ids`` (exact per run):
+    the finished jobs by primary key, then ``ix_job_dependencies_upstream``."""
+    finished = aliased(Job)
+    return (
+        select(dep.run_id, dep.job_num)
+        .select_from(finished)
+        .join(
+            dep,
+            and_(dep.run_id == finished.run_id, dep.depends_on_job_num == finished.job_num),
+        )
+        .where(finished.id.in_(bindparam("job_ids", expanding=True)))
+    )
+
+
+def _blocked_jobs_of(job_nums: Any) -> Any:
+    """A materialized set of the ids of the ``BLOCKED`` latest submissions of every replica
+    of the ``(run_id, job_num)`` rows of ``job_nums`` (a CTE). The submissions are probed by
+    their unique key, never found by scanning a run's jobs."""
+    lj = aliased(LogicalJob)
+    return (
+        select(_latest_submission(lj, Job.id).label("id"))
+        .select_from(job_nums)
+        .join(lj, and_(lj.run_id == job_nums.c.run_id, lj.job_num == job_nums.c.job_num))
+        .where(_latest_submission(lj, Job.status) == literal_column("'BLOCKED'"))
+        .cte("blocked_jobs")
+        .prefix_with("MATERIALIZED")
+    )
+
+
+@functools.cache
+def _unblock_statement() -> Any:
+    downstream = aliased(JobDependency)
+    other = aliased(JobDependency)
+    lj = aliased(LogicalJob)
+    unfinished_replica = _first(
+        select(lj).where(
+            lj.run_id == other.run_id,
+            lj.job_num == other.depends_on_job_num,
+            _latest_submission(lj, Job.status) != literal_column("'DONE'"),
+        )
+    )
+    waiting = _first(
+        select(other).where(
+            other.run_id == downstream.run_id,
+            other.job_num == downstream.job_num,
+            unfinished_replica.is_not(None),
+        )
+    )
+    ready = (
+        _downstream_of_jobs(downstream)
+        .where(waiting.is_(None))
+        .cte("ready")
+        .prefix_with("MATERIALIZED")
+    )
+    targets = _blocked_jobs_of(ready)
+    return (
+        update(JOBS_TABLE)
+        .where(JOBS_TABLE.c.id.in_(select(targets.c.id)))
+        .values(status=JobStatus.SUBMITTED)
+    )
+
+
+async def unblock_downstream(session: AsyncSession, done_ids: Sequence[int]) -> None:
+    """``BLOCKED`` jobs downstream of the jobs ``done_ids`` (just finished ``DONE``) become
+    ``SUBMITTED`` when every replica of every job they wait for is ``DONE`` (its latest
+    submission). One statement: candidates from the upstream index, each checked
+    dependency by dependency, replica by replica, with index probes."""
+    await session.execute(_unblock_statement(), {"job_ids": sorted(done_ids)})
+
+
+@functools.cache
+def _abort_statement() -> Any:
+    doomed = _downstream_of_jobs(JobDependency).cte("doomed", recursive=True)
+    dep = aliased(JobDependency)
+    doomed = doomed.union(
+        select(dep.run_id, dep.job_num).where(
+            dep.run_id == doomed.c.run_id, dep.depends_on_job_num == doomed.c.job_num
+        )
+    )
+    # Materialized once more: SQLite has no size estimate for a recursive CTE and would
+    # otherwise scan every job to join it.
+    doomed_set = select(doomed.c.run_id, doomed.c.job_num).cte("doomed_set")
+    targets = _blocked_jobs_of(doomed_set.prefix_with("MATERIALIZED"))
+    return (
+        update(JOBS_TABLE)
+        .where(JOBS_TABLE.c.id.in_(select(targets.c.id)))
+        .values(
+            status=JobStatus.ABORTED,
+            termination_reason=TerminationReason.UPSTREAM_FAILED.value,
+            finished_at=bindparam("now", type_=UTCDateTime),
+        )
+    )
+
+
+async def abort_downstream(
+    session: AsyncSession, failed_ids: Sequence[int], now: dt.datetime
+) -> None:
+    """Every job downstream (transitively) of the jobs ``failed_ids`` (failed for good) can
+    never run: its ``BLOCKED`` submission ends ``ABORTED`` with reason ``UPSTREAM_FAILED``.
+    One statement (a recursive CTE over the dependencies)."""
+    await session.execute(_abort_statement(), {"job_ids": sorted(failed_ids), "now": now})
+
+
+@functools.cache
+def _roll_up_statement() -> Any:
+    active_job = aliased(Job)
+    first_active = _first(
+        select(active_job).where(
+            active_job.run_id == Run.id, status_in(active_job.status, *ACTIVE_SQL)
+        )
+    )
+    active = first_active.is_not(None)
+    unsuccessful = _first(
+        select(LogicalJob).where(
+            LogicalJob.run_id == Run.id,
+            _latest_submission(LogicalJob, Job.status) != literal_column("'DONE'"),
+        )
+    ).is_not(None)
+    runs = cast(Table, Run.__table__)
+    return (
+        update(runs)
+        .where(
+            runs.c.id.in_(bindparam("run_ids", expanding=True)),
+            runs.c.status.in_(CLAIMABLE_RUN_STATUSES),
+            (runs.c.status == RunStatus.SUBMITTED) | first_active.is_(None),
+        )
+        .values(
+            status=case(
+                (active, literal(RunStatus.RUNNING.value)),
+                (unsuccessful, literal(RunStatus.FAILED.value)),
+                else_=literal(RunStatus.DONE.value),
+            ),
+            termination_reason=case(
+                (active, null()),
+                (unsuccessful, literal(TerminationReason.JOB_FAILED.value)),
+                else_=literal(TerminationReason.ALL_JOBS_DONE.value),
+            ),
+            finished_at=case((active, null()), else_=bindparam("now", type_=UTCDateTime)),
+        )
+    )
+
+
+async def roll_up_runs(session: AsyncSession, run_ids: Iterable[int], now: dt.datetime) -> None:
+    """Bring the status of the (not stopping, not finished) ``run_ids`` in line with their
+    jobs, in one UPDATE that writes only the runs whose status changes:
+
+    * something still active (blocked, ready, claimed): ``RUNNING``;
+    * nothing active and every logical job's latest submission ``DONE``: ``DONE``
+      (reason ``ALL_JOBS_DONE``);
+    * nothing active, some job failed for good: ``FAILED`` (reason ``JOB_FAILED``).
+
+    ``finished_at`` is set in the same write, so exactly once.
+    """
+    await session.execute(_roll_up_statement(), {"run_ids": sorted(run_ids), "now": now})
