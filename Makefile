@@ -35,5 +35,8 @@ format: install
 schema: install ## regenerate schema.graphql after an API change
 	$(BIN)/runql export-schema > schema.graphql
 
+bench: install ## seed at scale, print figures, write bench/RESULTS.md (BENCH_QUICK=1: < 2 min)
+	$(BIN)/python -m bench
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,6 +1,6 @@
-"""Set-based writes of the runner API: claims, lease renewals, completions, lease expiry,
-and what a finished job sets off (unblocking, retries, aborting downstream jobs, the run's
-status).
+"""Set-based writes of the runner API: claims, lease renewals, completions, lease expiry.
+What a finished job sets off (unblocking, retries, aborting downstream jobs, the run's
+status) is in ``runql.db.job_effects``.
 
 The hot path of an orchestrator is claims and completions, so every call here costs a
 fixed number of statements whatever the batch size: one read of the requested rows, one
