@@ -6,6 +6,7 @@ handling (see ``runql.schema.errors``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from graphql import GraphQLError
@@ -48,3 +49,12 @@ class Forbidden(ClientError):
 
 class NotFound(ClientError):
     code = "NOT_FOUND"
+
+
+@dataclass(frozen=True)
+class ItemError:
+    """Why one item of a bulk call (stopRuns, completeJobs, ...) was not applied: data in
+    the payload, not a top-level error, so the other items still answer."""
+
+    code: str
+    message: str

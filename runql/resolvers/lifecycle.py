@@ -18,7 +18,7 @@ from runql.db.lifecycle import LockedRuns, Outcome, Refusal
 from runql.db.models import Run
 from runql.resolvers.context import Context
 from runql.resolvers.dag import JobInput, check_json_object, check_name, validate_jobs
-from runql.resolvers.errors import BadInput, LimitExceeded, NotFound
+from runql.resolvers.errors import BadInput, ItemError, LimitExceeded, NotFound
 from runql.resolvers.ids import parse_id
 
 # --- submitRun -------------------------------------------------------------------------
@@ -81,12 +81,6 @@ async def submit_run(ctx: Context, data: SubmitRunData) -> SubmitRunResult:
 
 
 # --- stopRuns / deleteRuns -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ItemError:
-    code: str
-    message: str
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from runql.db.types import utcnow
 from runql.db.users import hash_token
 from runql.resolvers.context import Context
 from runql.resolvers.dag import check_json_object, check_name
-from runql.resolvers.errors import BadInput, ClientError, LimitExceeded
+from runql.resolvers.errors import BadInput, ClientError, ItemError, LimitExceeded
 from runql.resolvers.ids import parse_id
 
 #: Lease length when the runner does not ask for one (clamped to the configured bounds).
@@ -68,19 +68,13 @@ class CompletionData:
 
 
 @dataclass(frozen=True)
-class JobItemError:
-    code: str
-    message: str
-
-
-@dataclass(frozen=True)
 class JobResult:
     """One completion: the job after the call (``applied_id``: loaded only if the client
     asks for it), or why the item was not applied."""
 
     job_id: str
     applied_id: int | None
-    error: JobItemError | None
+    error: ItemError | None
 
 
 @dataclass(frozen=True)
@@ -91,7 +85,7 @@ class LeaseResult:
     applied_id: int | None
     must_stop: bool
     lease_expires_at: dt.datetime | None
-    error: JobItemError | None
+    error: ItemError | None
 
 
 @dataclass(frozen=True)
@@ -123,10 +117,10 @@ def _check_batch(ctx: Context, argument: str, size: int) -> None:
         raise LimitExceeded(argument, ctx.settings.max_batch_size, size)
 
 
-def _error(label: str, outcome: ItemOutcome) -> JobItemError | None:
+def _error(label: str, outcome: ItemOutcome) -> ItemError | None:
     if outcome.refusal is None:
         return None
-    return JobItemError(code=outcome.refusal.value, message=f"{label}: {outcome.detail}")
+    return ItemError(code=outcome.refusal.value, message=f"{label}: {outcome.detail}")
 
 
 def _applied(outcome: ItemOutcome) -> int | None:
@@ -230,7 +224,7 @@ async def complete_jobs(ctx: Context, completions: Sequence[CompletionData]) -> 
     viewer = ctx.viewer
     _check_batch(ctx, "completions", len(completions))
     max_json = ctx.settings.max_json_bytes
-    answers: list[JobItemError | None] = []
+    answers: list[ItemError | None] = []
     items: list[CompletionItem] = []
     for i, data in enumerate(completions):
         label = f"completions[{i}]"
@@ -246,7 +240,7 @@ async def complete_jobs(ctx: Context, completions: Sequence[CompletionData]) -> 
             )
         except ClientError as exc:
             code = (exc.extensions or {}).get("code", ClientError.code)
-            answers.append(JobItemError(code=str(code), message=exc.message))
+            answers.append(ItemError(code=str(code), message=exc.message))
             continue
         answers.append(None)
         items.append(

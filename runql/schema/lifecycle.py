@@ -12,6 +12,7 @@ from runql.resolvers import lifecycle as lifecycle_resolvers
 from runql.resolvers.dag import JobInput as JobInputData
 from runql.resolvers.lifecycle import SubmitRunData
 from runql.schema.info import Info
+from runql.schema.payloads import ItemError
 from runql.schema.types import Run
 
 
@@ -106,14 +107,6 @@ class SubmitRunPayload:
     run: Run = strawberry.field(description="The new run.")
 
 
-@strawberry.type(description="Why one item of a bulk call was not applied.")
-class RunItemError:
-    code: str = strawberry.field(
-        description="NOT_FOUND, FORBIDDEN, ALREADY_FINISHED (stop) or NOT_FINISHED (delete)."
-    )
-    message: str = strawberry.field(description="Human-readable explanation.")
-
-
 @strawberry.type(description="The answer for one requested run.")
 class RunResult:
     run_id: strawberry.ID | None = strawberry.field(
@@ -123,7 +116,7 @@ class RunResult:
         description="The requested name (by id: the run's name when found)."
     )
     run: Run | None = strawberry.field(description="The run after the change, when it applied.")
-    error: RunItemError | None = strawberry.field(description="Why it did not apply.")
+    error: ItemError | None = strawberry.field(description="Why it did not apply.")
 
 
 @strawberry.type(description="One result per requested run, in request order.")

@@ -18,6 +18,7 @@ from runql.resolvers.runner import ClaimJobsData, CompletionData, LeaseData
 from runql.resolvers.runner import JobResult as JobResultData
 from runql.resolvers.runner import LeaseResult as LeaseResultData
 from runql.schema.info import Info
+from runql.schema.payloads import ItemError
 from runql.schema.types import Job
 
 strawberry.enum(
@@ -114,18 +115,10 @@ class ClaimJobsPayload:
     claims: list[JobClaim] = strawberry.field(description="Highest run priority first.")
 
 
-@strawberry.type(description="Why one item of a runner batch was not applied.")
-class JobItemError:
-    code: str = strawberry.field(
-        description="NOT_FOUND, STALE_CLAIM, INVALID_STATE, BAD_USER_INPUT or LIMIT_EXCEEDED."
-    )
-    message: str = strawberry.field(description="Human-readable explanation.")
-
-
 @strawberry.type(description="The answer for one completion.")
 class JobResult:
     job_id: strawberry.ID = strawberry.field(description="The requested job id.")
-    error: JobItemError | None = strawberry.field(description="Why it did not apply.")
+    error: ItemError | None = strawberry.field(description="Why it did not apply.")
 
     @strawberry.field(description="The job after the call, when it applied.")
     async def job(self, root: strawberry.Parent[JobResultData], info: Info) -> Job | None:
@@ -147,7 +140,7 @@ class LeaseResult:
     lease_expires_at: dt.datetime | None = strawberry.field(
         description="The new expiry, when renewed."
     )
-    error: JobItemError | None = strawberry.field(description="Why it was not renewed.")
+    error: ItemError | None = strawberry.field(description="Why it was not renewed.")
 
 
 @strawberry.type(description="One result per completion, in request order.")
