@@ -2,8 +2,9 @@
 
 Reads and writes take different paths on purpose:
 
-* ``Database.read()`` gives a short session on a deferred transaction. Under SQLite's WAL
-  readers run beside the writer; every loader batch takes its own read session, because
+* ``Database.read()`` gives a short session for reads (on SQLite without a BEGIN: each
+  read session is one statement, its own snapshot). Under SQLite's WAL readers run beside
+  the writer; every loader batch takes its own read session, because
   one ``AsyncSession`` shared by sibling resolvers breaks when they run concurrently.
 * ``Database.write()`` gives a session whose transaction holds the write lock from its
   first statement: ``BEGIN IMMEDIATE`` on SQLite, behind an in-process lock so concurrent
@@ -81,7 +82,11 @@ class Database:
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         if self.is_sqlite:
             self.engine = create_async_engine(
-                url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+                url,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+                # Sessions always end their transaction (commit or rollback) before the
+                # connection returns; a second rollback on check-in is a wasted thread hop.
+                pool_reset_on_return=None,
             )
             _configure_sqlite(self.engine)
         else:
@@ -131,5 +136,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def on_begin(conn: Connection) -> None:
-        write = conn.get_execution_options().get("runql_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        if conn.get_execution_options().get("runql_write", False):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Reads send no BEGIN: each read session is one statement (a loader batch, a page),
+        # which SQLite runs as its own consistent snapshot. Every statement crosses to
+        # aiosqlite's thread and back, so a BEGIN would cost as much as the query.
