@@ -10,11 +10,14 @@ from the small side) and read, per logical job, only the slice of the unique ind
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, literal, select, true, tuple_
+from sqlalchemy import ColumnElement, and_, bindparam, func, literal, select, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -26,12 +29,48 @@ from runql.db.visibility import Viewer, visible_projects
 LogicalJobKey = tuple[int, int, int]
 
 
-def _logical_jobs_cte(run_ids: Sequence[int] = (), keys: Sequence[LogicalJobKey] = ()) -> Any:
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    """A job submission's light columns, as the list queries return them.
+
+    Lists of submissions (a runs page has one per logical job of every run) skip the
+    ORM: hydrating an entity costs about 30 us a row, several times the query itself.
+    Field names match the ``Job`` model, so readers accept either.
+    """
+
+    id: int
+    run_id: int
+    replica_num: int
+    job_num: int
+    submission_num: int
+    name: str
+    status: JobStatus
+    termination_reason: str | None
+    termination_message: str | None
+    exit_status: int | None
+    runner_name: str | None
+    run_attempt: int
+    lease_expires_at: dt.datetime | None
+    submitted_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+
+
+#: A submission as a resolver may hold it: an ORM entity (lookups) or a list row.
+AnyJob = Job | JobRow
+
+_ROW_COLUMNS = [Job.__table__.c[f.name] for f in fields(JobRow)]
+
+
+def _logical_jobs_cte(by_keys: bool) -> Any:
+    """The page's logical jobs, by ``run_ids`` or by ``keys`` (expanding parameters)."""
     where: ColumnElement[bool]
-    if keys:
-        where = tuple_(LogicalJob.run_id, LogicalJob.replica_num, LogicalJob.job_num).in_(keys)
+    if by_keys:
+        where = tuple_(LogicalJob.run_id, LogicalJob.replica_num, LogicalJob.job_num).in_(
+            bindparam("keys", expanding=True)
+        )
     else:
-        where = LogicalJob.run_id.in_(run_ids)
+        where = LogicalJob.run_id.in_(bindparam("run_ids", expanding=True))
     return (
         select(
             LogicalJob.run_id,
@@ -53,6 +92,78 @@ def _same_logical_job(job: Any, lj: Any) -> ColumnElement[bool]:
     )
 
 
+@functools.cache
+def _latest_statement(dialect: str, by_keys: bool, with_statuses: bool) -> Any:
+    """Built once per shape: building and cache-keying this statement costs more than
+    running it (about 4 ms a call), and the runs page asks for it on every request.
+
+    PostgreSQL gets ``JOIN LATERAL (... ORDER BY submission_num DESC LIMIT n)`` per
+    logical job. The portable shape puts the N-th-newest probe in the join condition, and
+    PostgreSQL's planner then prefers hashing every submission in the table and running
+    the probe once per submission: 2.4 s for a 50-run page at 1,000 retries per job,
+    against ~3 ms for the lateral shape (``bench/RESULTS.md``, scenario 1). SQLite keeps
+    the bounded ``ROW_NUMBER()`` window, which its planner runs flat.
+    """
+    lj = _logical_jobs_cte(by_keys)
+    if dialect == "postgresql":
+        newest = (
+            select(*_ROW_COLUMNS)
+            .where(_same_logical_job(Job, lj))
+            .order_by(Job.submission_num.desc())
+            .limit(bindparam("limit"))
+            .lateral("newest")
+        )
+        c = newest.c
+        stmt = (
+            select(*(c[column.name] for column in _ROW_COLUMNS))
+            .select_from(lj)
+            .join(newest, true())
+            .order_by(c.run_id, c.job_num, c.replica_num, c.submission_num.desc())
+        )
+        status: Any = c.status
+    else:
+        probe = aliased(Job)
+        nth_newest = (
+            select(probe.submission_num)
+            .where(_same_logical_job(probe, lj))
+            .order_by(probe.submission_num.desc())
+            .limit(1)
+            .offset(bindparam("nth_offset"))
+            .correlate(lj)
+            .scalar_subquery()
+        )
+        window = (
+            select(
+                Job.id,
+                func.row_number()
+                .over(
+                    partition_by=(Job.run_id, Job.replica_num, Job.job_num),
+                    order_by=Job.submission_num.desc(),
+                )
+                .label("rn"),
+            )
+            .select_from(lj)
+            .join(
+                Job,
+                and_(
+                    _same_logical_job(Job, lj),
+                    Job.submission_num >= func.coalesce(nth_newest, literal(-1)),
+                ),
+            )
+            .subquery("ranked")
+        )
+        stmt = (
+            select(*_ROW_COLUMNS)
+            .join(window, window.c.id == Job.id)
+            .where(window.c.rn <= bindparam("limit"))
+            .order_by(Job.run_id, Job.job_num, Job.replica_num, Job.submission_num.desc())
+        )
+        status = Job.status
+    if with_statuses:
+        stmt = stmt.where(status.in_(bindparam("statuses", expanding=True)))
+    return stmt
+
+
 async def latest_submissions(
     session: AsyncSession,
     *,
@@ -60,103 +171,33 @@ async def latest_submissions(
     run_ids: Sequence[int] = (),
     keys: Sequence[LogicalJobKey] = (),
     statuses: Sequence[JobStatus] = (),
-) -> list[Job]:
+) -> list[JobRow]:
     """The newest ``limit`` submissions of each logical job of ``run_ids`` (or of the
     logical jobs ``keys``), ordered by logical job then newest first.
 
     ``statuses`` filters those latest submissions; it does not reach further back.
-    Exact even when submission numbers have gaps: the lower bound is the N-th newest
-    submission number, found by an index probe per logical job.
+    Exact even when submission numbers have gaps: the bound is the N-th newest
+    submission number (SQLite: an index probe per logical job; PostgreSQL: ``LIMIT n``).
     """
     if limit < 1 or not (run_ids or keys):
         return []
-    lj = _logical_jobs_cte(run_ids, keys)
-    if session.get_bind().dialect.name == "postgresql":
-        return await _latest_submissions_lateral(session, lj, limit, statuses)
-    probe = aliased(Job)
-    nth_newest = (
-        select(probe.submission_num)
-        .where(_same_logical_job(probe, lj))
-        .order_by(probe.submission_num.desc())
-        .limit(1)
-        .offset(limit - 1)
-        .correlate(lj)
-        .scalar_subquery()
-    )
-    window = (
-        select(
-            Job.id,
-            func.row_number()
-            .over(
-                partition_by=(Job.run_id, Job.replica_num, Job.job_num),
-                order_by=Job.submission_num.desc(),
-            )
-            .label("rn"),
-        )
-        .select_from(lj)
-        .join(
-            Job,
-            and_(
-                _same_logical_job(Job, lj),
-                Job.submission_num >= func.coalesce(nth_newest, literal(-1)),
-            ),
-        )
-        .subquery("ranked")
-    )
-    stmt = (
-        select(Job)
-        .join(window, window.c.id == Job.id)
-        .where(window.c.rn <= limit)
-        .order_by(Job.run_id, Job.job_num, Job.replica_num, Job.submission_num.desc())
-    )
+    dialect = session.get_bind().dialect.name
+    stmt = _latest_statement(dialect, bool(keys), bool(statuses))
+    params: dict[str, Any] = {"limit": limit}
+    if keys:
+        params["keys"] = [tuple(key) for key in keys]
+    else:
+        params["run_ids"] = list(run_ids)
+    if dialect != "postgresql":
+        params["nth_offset"] = limit - 1
     if statuses:
-        stmt = stmt.where(Job.status.in_(statuses))
-    return list(await session.scalars(stmt))
+        params["statuses"] = list(statuses)
+    return [JobRow(*row) for row in await session.execute(stmt, params)]
 
 
-#: Job columns the list queries return: never the heavy JSON.
-_LIGHT_JOB_COLUMNS = [c for c in Job.__table__.c if c.name not in HEAVY_JOB_COLUMNS]
-
-
-async def _latest_submissions_lateral(
-    session: AsyncSession, lj: Any, limit: int, statuses: Sequence[JobStatus]
-) -> list[Job]:
-    """PostgreSQL: ``JOIN LATERAL (... ORDER BY submission_num DESC LIMIT n)`` per logical
-    job, which forces a bounded backward index scan for each one.
-
-    The portable shape above puts the N-th-newest probe in the join condition, and
-    PostgreSQL's planner then prefers hashing every submission in the table and
-    running the probe once per submission: 2.4 s for a 50-run page at 1,000 retries per
-    job, against ~3 ms for this shape (``bench/RESULTS.md``, scenario 1).
-    """
-    newest = (
-        select(*_LIGHT_JOB_COLUMNS)
-        .where(_same_logical_job(Job, lj))
-        .order_by(Job.submission_num.desc())
-        .limit(limit)
-        .lateral("newest")
-    )
-    job = aliased(Job, newest)
-    stmt = (
-        select(job)
-        .select_from(lj)
-        .join(newest, true())
-        .order_by(job.run_id, job.job_num, job.replica_num, job.submission_num.desc())
-    )
-    if statuses:
-        stmt = stmt.where(job.status.in_(statuses))
-    return list(await session.scalars(stmt))
-
-
-async def latest_terminated(session: AsyncSession, run_ids: Sequence[int]) -> list[Job]:
-    """Per logical job of ``run_ids``, its newest submission that has a termination reason.
-
-    Uses the partial index ``ix_jobs_terminated`` (one probe per logical job), so the
-    cost does not grow with history depth.
-    """
-    if not run_ids:
-        return []
-    lj = _logical_jobs_cte(run_ids)
+@functools.cache
+def _latest_terminated_statement() -> Any:
+    lj = _logical_jobs_cte(by_keys=False)
     probe = aliased(Job)
     newest_terminated = (
         select(func.max(probe.submission_num))
@@ -164,13 +205,24 @@ async def latest_terminated(session: AsyncSession, run_ids: Sequence[int]) -> li
         .correlate(lj)
         .scalar_subquery()
     )
-    stmt = (
-        select(Job)
+    return (
+        select(*_ROW_COLUMNS)
         .select_from(lj)
         .join(Job, and_(_same_logical_job(Job, lj), Job.submission_num == newest_terminated))
         .order_by(Job.run_id, Job.replica_num, Job.job_num)
     )
-    return list(await session.scalars(stmt))
+
+
+async def latest_terminated(session: AsyncSession, run_ids: Sequence[int]) -> list[JobRow]:
+    """Per logical job of ``run_ids``, its newest submission that has a termination reason.
+
+    Uses the partial index ``ix_jobs_terminated`` (one probe per logical job), so the
+    cost does not grow with history depth.
+    """
+    if not run_ids:
+        return []
+    rows = await session.execute(_latest_terminated_statement(), {"run_ids": list(run_ids)})
+    return [JobRow(*row) for row in rows]
 
 
 async def job_counts(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from runql.db.jobs import AnyJob, JobRow
 from runql.db.models import Job, Run
 from runql.resolvers.context import Context
 from runql.resolvers.errors import BadInput, LimitExceeded
@@ -17,21 +18,21 @@ async def job_by_id(ctx: Context, job_id: str) -> Job | None:
     return None if parsed is None else await ctx.loaders.job_by_id.load(parsed)
 
 
-async def job_run(ctx: Context, job: Job) -> Run:
+async def job_run(ctx: Context, job: AnyJob) -> Run:
     run = await ctx.loaders.run_by_id.load(job.run_id)
     assert run is not None, "a visible job's run is visible"
     return run
 
 
-async def job_submissions(ctx: Context, job: Job, first: int) -> list[Job]:
+async def job_submissions(ctx: Context, job: AnyJob, first: int) -> list[JobRow]:
     if first < 1:
         raise BadInput("first", "must be at least 1")
     if first > MAX_SUBMISSIONS:
         raise LimitExceeded("first", MAX_SUBMISSIONS, first)
     key = (job.run_id, job.replica_num, job.job_num, first)
-    jobs: list[Job] = await ctx.loaders.submissions_by_logical_job.load(key)
+    jobs: list[JobRow] = await ctx.loaders.submissions_by_logical_job.load(key)
     return jobs
 
 
-async def job_column(ctx: Context, job: Job, column: str) -> Any:
+async def job_column(ctx: Context, job: AnyJob, column: str) -> Any:
     return await ctx.loaders.job_column_by_id.load((job.id, column))

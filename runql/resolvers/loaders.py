@@ -19,6 +19,7 @@ from runql.db import runs as run_queries
 from runql.db import users as user_queries
 from runql.db.engine import Database
 from runql.db.enums import JobStatus, MemberRole
+from runql.db.jobs import JobRow
 from runql.db.models import Job, Project, Run, User
 from runql.db.types import as_object
 from runql.db.visibility import Viewer
@@ -113,16 +114,16 @@ class LatestJobsByRunLoader(_DbLoader):
     """The latest N submissions of each logical job of a run (for visible runs only:
     callers pass ids of runs they already resolved)."""
 
-    async def batch_load_fn(self, keys: Sequence[LatestJobsKey]) -> list[list[Job]]:
+    async def batch_load_fn(self, keys: Sequence[LatestJobsKey]) -> list[list[JobRow]]:
         async def fetch(
             group: tuple[int, tuple[JobStatus, ...]], members: list[LatestJobsKey]
-        ) -> dict[LatestJobsKey, list[Job]]:
+        ) -> dict[LatestJobsKey, list[JobRow]]:
             limit, statuses = group
             async with self.db.read() as session:
                 rows = await job_queries.latest_submissions(
                     session, limit=limit, run_ids=[k[0] for k in members], statuses=statuses
                 )
-            by_run: dict[int, list[Job]] = defaultdict(list)
+            by_run: dict[int, list[JobRow]] = defaultdict(list)
             for job in rows:
                 by_run[job.run_id].append(job)
             return {key: by_run.get(key[0], []) for key in members}
@@ -133,10 +134,10 @@ class LatestJobsByRunLoader(_DbLoader):
 class LatestTerminatedByRunLoader(_DbLoader):
     """Per run, the newest terminated submission of each logical job (status messages)."""
 
-    async def batch_load_fn(self, run_ids: Sequence[int]) -> list[list[Job]]:
+    async def batch_load_fn(self, run_ids: Sequence[int]) -> list[list[JobRow]]:
         async with self.db.read() as session:
             rows = await job_queries.latest_terminated(session, run_ids)
-        by_run: dict[int, list[Job]] = defaultdict(list)
+        by_run: dict[int, list[JobRow]] = defaultdict(list)
         for job in rows:
             by_run[job.run_id].append(job)
         return [by_run.get(run_id, []) for run_id in run_ids]
@@ -156,13 +157,13 @@ SubmissionsKey = tuple[int, int, int, int]
 class SubmissionsByLogicalJobLoader(_DbLoader):
     """One logical job's history, newest first, for ``Job.submissions(first)``."""
 
-    async def batch_load_fn(self, keys: Sequence[SubmissionsKey]) -> list[list[Job]]:
+    async def batch_load_fn(self, keys: Sequence[SubmissionsKey]) -> list[list[JobRow]]:
         async def fetch(first: int, members: list[SubmissionsKey]) -> dict[SubmissionsKey, Any]:
             async with self.db.read() as session:
                 rows = await job_queries.latest_submissions(
                     session, limit=first, keys=[k[:3] for k in members]
                 )
-            by_key: dict[tuple[int, int, int], list[Job]] = defaultdict(list)
+            by_key: dict[tuple[int, int, int], list[JobRow]] = defaultdict(list)
             for job in rows:
                 by_key[(job.run_id, job.replica_num, job.job_num)].append(job)
             return {key: by_key.get(key[:3], []) for key in members}

@@ -8,7 +8,8 @@ from typing import Any
 
 from runql.db import runs as run_queries
 from runql.db.enums import JobStatus
-from runql.db.models import Job, Project, Run, User
+from runql.db.jobs import JobRow
+from runql.db.models import Project, Run, User
 from runql.db.runs import RunFilter, RunKey
 from runql.resolvers.context import Context
 from runql.resolvers.errors import BadInput, LimitExceeded
@@ -97,13 +98,13 @@ async def run_user(ctx: Context, run: Run) -> User:
 
 async def run_jobs(
     ctx: Context, run: Run, submissions_limit: int, statuses: list[JobStatus] | None
-) -> list[Job]:
+) -> list[JobRow]:
     if submissions_limit < 1:
         raise BadInput("submissionsLimit", "must be at least 1")
     if submissions_limit > MAX_SUBMISSIONS_LIMIT:
         raise LimitExceeded("submissionsLimit", MAX_SUBMISSIONS_LIMIT, submissions_limit)
     key = (run.id, submissions_limit, tuple(sorted(set(statuses or ()))))
-    jobs: list[Job] = await ctx.loaders.latest_jobs_by_run.load(key)
+    jobs: list[JobRow] = await ctx.loaders.latest_jobs_by_run.load(key)
     return jobs
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from runql.db.enums import RETRYABLE_REASONS, JobStatus, RunStatus, TerminationReason
-from runql.db.models import Job, Run
+from runql.db.jobs import AnyJob
+from runql.db.models import Run
 
 _WAITING = frozenset({JobStatus.SUBMITTED, JobStatus.BLOCKED})
 _FAILED = frozenset({JobStatus.FAILED, JobStatus.ABORTED})
@@ -22,7 +23,7 @@ def _humanize(reason: str) -> str:
     return reason.lower().replace("_", " ")
 
 
-def needs_latest_terminated(run: Run, latest: Sequence[Job]) -> bool:
+def needs_latest_terminated(run: Run, latest: Sequence[AnyJob]) -> bool:
     """Only an active run whose job waits on a resubmission must look back at the
     terminated submission before it (to tell "retrying" apart); everything else is
     decided from the run and its latest submissions, saving a statement per page."""
@@ -31,7 +32,9 @@ def needs_latest_terminated(run: Run, latest: Sequence[Job]) -> bool:
     return any(job.status in _WAITING and job.submission_num > 0 for job in latest)
 
 
-def run_status_message(run: Run, latest: Sequence[Job], terminated: Sequence[Job] = ()) -> str:
+def run_status_message(
+    run: Run, latest: Sequence[AnyJob], terminated: Sequence[AnyJob] = ()
+) -> str:
     """``latest``: the newest submission of each logical job; ``terminated``: the newest
     terminated one of each, needed only when :func:`needs_latest_terminated` says so."""
     status = RunStatus(run.status)

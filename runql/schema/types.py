@@ -10,6 +10,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from runql.db import models
+from runql.db.jobs import AnyJob, JobRow
 from runql.resolvers import entities as entity_resolvers
 from runql.resolvers import jobs as job_resolvers
 from runql.resolvers import lifecycle as lifecycle_resolvers
@@ -21,11 +22,12 @@ from runql.schema.info import Info
 T = TypeVar("T")
 
 
-def _is(model: type) -> Any:
-    """``is_type_of`` for types backed by ORM rows (federation entities resolve via it)."""
+def _is(*backing: type) -> Any:
+    """``is_type_of`` for types whose resolvers return ORM entities or list rows rather
+    than strawberry instances (federation's ``_entities`` union resolves through it)."""
 
     def is_type_of(cls: type, obj: Any, info: Any) -> bool:
-        return isinstance(obj, model | cls)
+        return isinstance(obj, (*backing, cls))
 
     return classmethod(is_type_of)
 
@@ -211,31 +213,31 @@ class Job:
     lease_expires_at: dt.datetime | None = strawberry.field(
         description="When the runner's claim lapses unless renewed."
     )
-    is_type_of = _is(models.Job)
+    is_type_of = _is(models.Job, JobRow)
 
     @classmethod
     async def resolve_reference(cls, info: Info, id: strawberry.ID) -> models.Job | None:
         return await entity_resolvers.job_reference(info.context, id)
 
     @strawberry.field(description="The run this job belongs to.")
-    async def run(self, root: strawberry.Parent[models.Job], info: Info) -> Run:
+    async def run(self, root: strawberry.Parent[AnyJob], info: Info) -> Run:
         return await job_resolvers.job_run(info.context, root)  # type: ignore[return-value]
 
     @strawberry.field(description="This logical job's history, newest submission first.")
     async def submissions(
         self,
-        root: strawberry.Parent[models.Job],
+        root: strawberry.Parent[AnyJob],
         info: Info,
         first: Annotated[int, strawberry.argument(description="How many (1-100).")] = 10,
     ) -> list[Job]:
         return await job_resolvers.job_submissions(info.context, root, first)  # type: ignore[return-value]
 
     @strawberry.field(description="The job's configuration (heavy: loaded on demand).")
-    async def spec(self, root: strawberry.Parent[models.Job], info: Info) -> JSON:
+    async def spec(self, root: strawberry.Parent[AnyJob], info: Info) -> JSON:
         return await job_resolvers.job_column(info.context, root, "spec")
 
     @strawberry.field(description="Result reported by the runner on completion (heavy).")
-    async def result(self, root: strawberry.Parent[models.Job], info: Info) -> JSON | None:
+    async def result(self, root: strawberry.Parent[AnyJob], info: Info) -> JSON | None:
         return await job_resolvers.job_column(info.context, root, "result")
 
 
