@@ -153,11 +153,6 @@ FIELD_DOCS: dict[str, str] = {
 }
 
 
-def settings_field_docs() -> list[tuple[str, object]]:
-    """(variable name, default) pairs, for the README table and ``runql --help``."""
-    return [(f"RUNQL_{f.name.upper()}", f.default) for f in dataclasses.fields(Settings)]
-
-
 def settings_table() -> str:
     """The Markdown table of every ``RUNQL_*`` variable (docs/configuration.md)."""
     lines = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
@@ -176,6 +171,5 @@ __all__ = [
     "DEFAULT_DATABASE_URL",
     "FIELD_DOCS",
     "Settings",
-    "settings_field_docs",
     "settings_table",
 ]
