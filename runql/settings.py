@@ -27,6 +27,8 @@ POSITIVE_FIELDS = (
     "max_body_bytes",
     "max_jobs_per_run",
     "max_json_bytes",
+    "max_json_depth",
+    "max_query_cost",
 )
 
 
@@ -69,6 +71,8 @@ class Settings:
     max_body_bytes: int = 2_000_000
     max_jobs_per_run: int = 5000
     max_json_bytes: int = 256_000
+    max_json_depth: int = 32
+    max_query_cost: int = 50_000
     statement_timeout_ms: int = 10_000
     db_pool_size: int = 10
     # Runner leases.
@@ -144,6 +148,10 @@ FIELD_DOCS: dict[str, str] = {
     "max_body_bytes": "Largest request body in bytes (413 beyond it).",
     "max_jobs_per_run": "Most jobs in one submitted run.",
     "max_json_bytes": "Largest JSON value (spec, result) in bytes.",
+    "max_json_depth": "Deepest nesting of a JSON value (spec, result): `{}` is 1, "
+    "`{\"a\": []}` is 2.",
+    "max_query_cost": "Most objects a document may ask for, estimated before execution from "
+    "its page sizes and list arguments (see docs/limits.md).",
     "statement_timeout_ms": "PostgreSQL `statement_timeout` of every connection, in ms "
     "(0: none); a slow statement answers `STATEMENT_TIMEOUT`.",
     "db_pool_size": "PostgreSQL connections kept per process (as many again may overflow).",

@@ -9,12 +9,13 @@ from __future__ import annotations
 import pytest
 
 from runql.db.lifecycle import JobDefinition
-from runql.resolvers.dag import JobInput, check_json_object, find_cycle, validate_jobs
+from runql.resolvers.checks import check_json_object
+from runql.resolvers.dag import JobInput, find_cycle, validate_jobs
 from runql.resolvers.errors import BadInput, LimitExceeded
 
 
 def _validate(*jobs: JobInput, max_jobs: int = 100) -> list[JobDefinition]:
-    return validate_jobs(jobs, max_jobs=max_jobs, max_json_bytes=1000)
+    return validate_jobs(jobs, max_jobs=max_jobs, max_json_bytes=1000, max_json_depth=8)
 
 
 def test_valid_dag_keeps_order_and_drops_repeated_dependencies() -> None:
@@ -76,9 +77,11 @@ def test_logical_job_limit_counts_replicas() -> None:
 
 
 def test_json_documents_must_be_objects_within_the_size_limit() -> None:
-    assert check_json_object(None, "spec", 10) == {}
-    assert check_json_object({"a": "é"}, "spec", 10) == {"a": "é"}  # 10 bytes in UTF-8
+    assert check_json_object(None, "spec", max_bytes=10, max_depth=8) == {}
+    assert check_json_object({"a": "é"}, "spec", max_bytes=10, max_depth=8) == {
+        "a": "é"
+    }  # 10 bytes in UTF-8
     with pytest.raises(LimitExceeded):
-        check_json_object({"a": "éé"}, "spec", 10)
+        check_json_object({"a": "éé"}, "spec", max_bytes=10, max_depth=8)
     with pytest.raises(BadInput):
-        check_json_object("{}", "spec", 10)
+        check_json_object("{}", "spec", max_bytes=10, max_depth=8)

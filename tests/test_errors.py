@@ -106,7 +106,9 @@ async def test_client_errors_pass_unchanged(
         "/graphql", json={"query": "{ me { name } }"}, headers=_headers(alice)
     )
 
-    assert bad_id.json()["errors"][0]["message"] == "id: not a valid ID: 'x1'"
+    assert bad_id.json()["errors"][0]["message"] == (
+        "id: not a valid ID: 'x1' (IDs are decimal ASCII digits)"
+    )
     assert bad_id.json()["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "id"}
     assert forbidden.json()["errors"][0]["message"] == "projects: you may not list them"
     assert forbidden.json()["errors"][0]["extensions"] == {"code": "FORBIDDEN"}

@@ -200,7 +200,7 @@ async def test_a_bad_representation_fails_alone(factory: Factory, gql: GraphQLCl
         (["_entities", 1], "BAD_USER_INPUT"),
         (["_entities", 2], "BAD_USER_INPUT"),
     ]
-    assert errors[0]["message"] == "id: not a valid ID: 'abc'"
+    assert errors[0]["message"] == "id: not a valid ID: 'abc' (IDs are decimal ASCII digits)"
 
 
 @pytest.mark.parametrize(

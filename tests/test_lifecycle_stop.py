@@ -307,7 +307,6 @@ async def test_runs_can_be_named_within_a_project(factory: Factory, gql: GraphQL
         ({"names": ["a"]}, "BAD_USER_INPUT", "project"),
         ({"project": "p"}, "BAD_USER_INPUT", "names"),
         ({}, "BAD_USER_INPUT", "project"),
-        ({"runIds": ["1", "x1"]}, "BAD_USER_INPUT", "runIds[1]"),
         ({"runIds": [str(i) for i in range(501)]}, "LIMIT_EXCEEDED", "runIds"),
         ({"project": "p", "names": [str(i) for i in range(501)]}, "LIMIT_EXCEEDED", "names"),
     ],

@@ -8,16 +8,13 @@ and a cycle caught here can never leave a run whose jobs wait for each other for
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from runql.db.lifecycle import JobDefinition
+from runql.resolvers.checks import check_json_object, check_name
 from runql.resolvers.errors import BadInput, LimitExceeded
-
-#: Column widths of ``runs.name`` and ``jobs.name``.
-MAX_NAME_LENGTH = 128
 
 
 @dataclass(frozen=True)
@@ -33,31 +30,8 @@ class JobInput:
     spec: Any = field(default_factory=dict)
 
 
-def check_name(value: str, field_name: str) -> str:
-    """A run or job name: non-empty, no surrounding blanks, fits its column."""
-    if not value.strip():
-        raise BadInput(field_name, "must not be empty")
-    if value != value.strip():
-        raise BadInput(field_name, "must not start or end with whitespace")
-    if len(value) > MAX_NAME_LENGTH:
-        raise LimitExceeded(field_name, MAX_NAME_LENGTH, len(value))
-    return value
-
-
-def check_json_object(value: Any, field_name: str, max_bytes: int) -> dict[str, Any]:
-    """A heavy JSON document: always an object, and at most ``max_bytes`` encoded."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise BadInput(field_name, f"must be a JSON object, got {type(value).__name__}")
-    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
-    if size > max_bytes:
-        raise LimitExceeded(f"{field_name} (bytes)", max_bytes, size)
-    return value
-
-
 def validate_jobs(
-    jobs: Sequence[JobInput], *, max_jobs: int, max_json_bytes: int
+    jobs: Sequence[JobInput], *, max_jobs: int, max_json_bytes: int, max_json_depth: int
 ) -> list[JobDefinition]:
     """Check a run's job list and return it as definitions, in the order given.
 
@@ -100,7 +74,9 @@ def validate_jobs(
             retry_limit=job.retry_limit,
             retry_on_failure=job.retry_on_failure,
             retry_on_lease_expiry=job.retry_on_lease_expiry,
-            spec=check_json_object(job.spec, f"jobs[{i}].spec", max_json_bytes),
+            spec=check_json_object(
+                job.spec, f"jobs[{i}].spec", max_bytes=max_json_bytes, max_depth=max_json_depth
+            ),
         )
         for i, job in enumerate(jobs)
     ]

@@ -8,9 +8,9 @@ an entity the viewer may not see resolves to null, exactly like an unknown id.
 from __future__ import annotations
 
 from runql.db.models import Job, Project, Run, User
+from runql.resolvers.checks import check_text, parse_id
 from runql.resolvers.context import Context
 from runql.resolvers.errors import BadInput
-from runql.resolvers.ids import parse_id
 
 
 async def run_reference(ctx: Context, id: str) -> Run | None:
@@ -34,6 +34,7 @@ async def project_reference(ctx: Context, id: str | None, name: str | None) -> P
         parsed = parse_id(str(id), "id")
         return None if parsed is None else await ctx.loaders.project_by_id.load(parsed)
     if name is not None:
-        project: Project | None = await ctx.loaders.project_by_name.load(str(name))
+        checked = check_text(str(name), "name")
+        project: Project | None = await ctx.loaders.project_by_name.load(checked)
         return project
     raise BadInput("representations", "a Project representation needs its id or name")

@@ -58,3 +58,8 @@ class ItemError:
 
     code: str
     message: str
+
+    @classmethod
+    def of(cls, exc: ClientError) -> ItemError:
+        """The item's answer for a client error raised while checking it."""
+        return cls(code=str((exc.extensions or {}).get("code", exc.code)), message=exc.message)

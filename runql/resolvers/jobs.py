@@ -6,9 +6,9 @@ from typing import Any
 
 from runql.db.jobs import AnyJob, JobRow
 from runql.db.models import Job, Run
+from runql.resolvers.checks import parse_id
 from runql.resolvers.context import Context
 from runql.resolvers.errors import BadInput, LimitExceeded
-from runql.resolvers.ids import parse_id
 
 MAX_SUBMISSIONS = 100
 

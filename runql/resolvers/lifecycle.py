@@ -16,10 +16,16 @@ from runql.db import lifecycle
 from runql.db.enums import RunStatus
 from runql.db.lifecycle import LockedRuns, Outcome, Refusal
 from runql.db.models import Run
+from runql.resolvers.checks import (
+    check_batch,
+    check_json_object,
+    check_name,
+    check_text,
+    parse_id,
+)
 from runql.resolvers.context import Context
-from runql.resolvers.dag import JobInput, check_json_object, check_name, validate_jobs
-from runql.resolvers.errors import BadInput, ItemError, LimitExceeded, NotFound
-from runql.resolvers.ids import parse_id
+from runql.resolvers.dag import JobInput, validate_jobs
+from runql.resolvers.errors import BadInput, ClientError, ItemError, NotFound
 
 # --- submitRun -------------------------------------------------------------------------
 
@@ -48,11 +54,17 @@ async def submit_run(ctx: Context, data: SubmitRunData) -> SubmitRunResult:
     """
     viewer = ctx.viewer
     settings = ctx.settings
+    check_text(data.project, "project")
     if data.name is not None:
         check_name(data.name, "name")
-    spec = check_json_object(data.spec, "spec", settings.max_json_bytes)
+    spec = check_json_object(
+        data.spec, "spec", max_bytes=settings.max_json_bytes, max_depth=settings.max_json_depth
+    )
     jobs = validate_jobs(
-        data.jobs, max_jobs=settings.max_jobs_per_run, max_json_bytes=settings.max_json_bytes
+        data.jobs,
+        max_jobs=settings.max_jobs_per_run,
+        max_json_bytes=settings.max_json_bytes,
+        max_json_depth=settings.max_json_depth,
     )
     project = await ctx.loaders.project_by_name.load(data.project)
     if project is None:
@@ -119,9 +131,14 @@ def _results(
     *,
     by_name: bool,
     action: str,
+    malformed: dict[str, ClientError],
 ) -> RunResults:
     results = []
     for key in keys:
+        bad = malformed.get(key)
+        if bad is not None:
+            results.append(RunResult(run_id=None, name=None, run=None, error=ItemError.of(bad)))
+            continue
         run = find(key)
         outcome = outcomes.get(run.id) if run is not None else None
         label = f"run {key!r}" if by_name else f"run {key}"
@@ -142,14 +159,28 @@ def _results(
     return RunResults(results=results)
 
 
-def _check_batch(ctx: Context, argument: str, values: Sequence[str]) -> None:
-    limit = ctx.settings.max_stop_batch
-    if len(values) > limit:
-        raise LimitExceeded(argument, limit, len(values))
+def _parse_ids(run_ids: Sequence[str]) -> tuple[dict[str, int | None], dict[str, ClientError]]:
+    """Each requested id parsed, and the malformed ones with their error: a malformed id
+    is answered on its own item, like an unknown one, and holds back no other."""
+    parsed: dict[str, int | None] = {}
+    malformed: dict[str, ClientError] = {}
+    for i, raw in enumerate(run_ids):
+        try:
+            parsed[raw] = parse_id(raw, f"runIds[{i}]")
+        except ClientError as exc:
+            malformed.setdefault(raw, exc)
+    return parsed, malformed
 
 
-def _parse_ids(run_ids: Sequence[str]) -> dict[str, int | None]:
-    return {raw: parse_id(raw, f"runIds[{i}]") for i, raw in enumerate(run_ids)}
+def _check_names(names: Sequence[str]) -> dict[str, ClientError]:
+    """Names that no run can have (they hold characters that cannot be stored)."""
+    malformed: dict[str, ClientError] = {}
+    for i, name in enumerate(names):
+        try:
+            check_text(name, f"names[{i}]")
+        except ClientError as exc:
+            malformed.setdefault(name, exc)
+    return malformed
 
 
 async def stop_runs(
@@ -170,35 +201,55 @@ async def stop_runs(
                 "project" if project is None else "names",
                 "pass runIds, or project together with names",
             )
-        _check_batch(ctx, "names", names)
-        if not names:
-            return RunResults(results=[])
-        async with ctx.db.write() as session:
-            locked = await lifecycle.lock_runs(
-                session, viewer, project_name=project, names=list(dict.fromkeys(names))
-            )
-            outcomes = await lifecycle.stop_runs(session, viewer, locked, abort=abort)
+        check_batch("names", len(names), ctx.settings.max_stop_batch)
+        check_text(project, "project")
+        malformed = _check_names(names)
+        wanted = [name for name in dict.fromkeys(names) if name not in malformed]
+        if not wanted:
+            locked, outcomes = LockedRuns(runs=[], roles={}), {}
+        else:
+            async with ctx.db.write() as session:
+                locked = await lifecycle.lock_runs(
+                    session, viewer, project_name=project, names=wanted
+                )
+                outcomes = await lifecycle.stop_runs(session, viewer, locked, abort=abort)
         by_name = locked.by_name()
-        return _results(names, by_name.get, outcomes, by_name=True, action="stop")
-    _check_batch(ctx, "runIds", run_ids)
-    parsed = _parse_ids(run_ids)
+        return _results(
+            names, by_name.get, outcomes, by_name=True, action="stop", malformed=malformed
+        )
+    check_batch("runIds", len(run_ids), ctx.settings.max_stop_batch)
+    parsed, malformed = _parse_ids(run_ids)
     locked, outcomes = await _locked_write(ctx, parsed, "stop", abort=abort)
     by_id = locked.by_id()
-    return _results(run_ids, _finder(parsed, by_id), outcomes, by_name=False, action="stop")
+    return _results(
+        run_ids,
+        _finder(parsed, by_id),
+        outcomes,
+        by_name=False,
+        action="stop",
+        malformed=malformed,
+    )
 
 
 async def delete_runs(ctx: Context, *, run_ids: Sequence[str]) -> RunResults:
     """Soft-delete many finished runs in one short write transaction; a result per id."""
-    _check_batch(ctx, "runIds", run_ids)
-    parsed = _parse_ids(run_ids)
+    check_batch("runIds", len(run_ids), ctx.settings.max_stop_batch)
+    parsed, malformed = _parse_ids(run_ids)
     locked, outcomes = await _locked_write(ctx, parsed, "delete")
     by_id = locked.by_id()
-    return _results(run_ids, _finder(parsed, by_id), outcomes, by_name=False, action="delete")
+    return _results(
+        run_ids,
+        _finder(parsed, by_id),
+        outcomes,
+        by_name=False,
+        action="delete",
+        malformed=malformed,
+    )
 
 
 def _finder(parsed: dict[str, int | None], by_id: dict[int, Run]) -> Callable[[str], Run | None]:
     def find(raw: str) -> Run | None:
-        run_id = parsed[raw]
+        run_id = parsed.get(raw)
         return None if run_id is None else by_id.get(run_id)
 
     return find

@@ -47,13 +47,17 @@ def decode_cursor(secret: str, kind: str, cursor: str, *, argument: str) -> list
 def page_size(
     first: int | None, last: int | None, *, maximum: int, default: int
 ) -> tuple[int, bool]:
-    """Validate ``first``/``last``; returns (size, backwards)."""
+    """Validate ``first``/``last``; returns (size, backwards).
+
+    Zero is refused like a negative size: an empty page has no end cursor to continue
+    from, so ``hasNextPage`` could only mislead (a client would ask for the same page
+    again, forever)."""
     if first is not None and last is not None:
         raise BadInput("first", "pass either first or last, not both")
     for name, value in (("first", first), ("last", last)):
         if value is not None:
-            if value < 0:
-                raise BadInput(name, "must not be negative")
+            if value < 1:
+                raise BadInput(name, f"must be at least 1 (got {value})")
             if value > maximum:
                 raise LimitExceeded(name, maximum, value)
     if last is not None:

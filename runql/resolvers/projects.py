@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from runql.db import users as user_queries
 from runql.db.models import Project, User
+from runql.resolvers.checks import check_text
 from runql.resolvers.context import Context
 from runql.resolvers.pagination import Page, decode_cursor, encode_cursor, page_size
 
@@ -36,5 +37,5 @@ async def projects(ctx: Context, *, first: int | None, after: str | None) -> Pag
 
 
 async def project_by_name(ctx: Context, name: str) -> Project | None:
-    project: Project | None = await ctx.loaders.project_by_name.load(name)
+    project: Project | None = await ctx.loaders.project_by_name.load(check_text(name, "name"))
     return project

@@ -19,10 +19,16 @@ from runql.db.models import Job
 from runql.db.runner import CompletionItem, CompletionStatus, ItemOutcome, LeaseItem
 from runql.db.types import utcnow
 from runql.db.users import hash_token
+from runql.resolvers.checks import (
+    check_batch,
+    check_json_object,
+    check_name,
+    check_text,
+    clean_message,
+    parse_id,
+)
 from runql.resolvers.context import Context
-from runql.resolvers.dag import check_json_object, check_name
 from runql.resolvers.errors import BadInput, ClientError, ItemError, LimitExceeded
-from runql.resolvers.ids import parse_id
 
 #: Lease length when the runner does not ask for one (clamped to the configured bounds).
 DEFAULT_LEASE_SECONDS = 60
@@ -112,9 +118,12 @@ def _lease_seconds(ctx: Context, value: int | None) -> int:
     return value
 
 
-def _check_batch(ctx: Context, argument: str, size: int) -> None:
-    if size > ctx.settings.max_batch_size:
-        raise LimitExceeded(argument, ctx.settings.max_batch_size, size)
+def _claim_key(label: str, job_id: str, claim_token: str) -> tuple[int | None, str]:
+    """An item's job id and claim token hash; raises ``ClientError`` naming the item's
+    field when either is malformed (the caller answers that item alone)."""
+    parsed = parse_id(job_id, f"{label}.jobId")
+    check_text(claim_token, f"{label}.claimToken")
+    return parsed, hash_token(claim_token)
 
 
 def _error(label: str, outcome: ItemOutcome) -> ItemError | None:
@@ -149,9 +158,11 @@ async def claim_jobs(ctx: Context, data: ClaimJobsData) -> ClaimJobsResult:
     """
     viewer = ctx.viewer
     check_name(data.runner_name, "runnerName")
+    if data.project is not None:
+        check_text(data.project, "project")
     if data.limit < 1:
         raise BadInput("limit", "must be at least 1")
-    _check_batch(ctx, "limit", data.limit)
+    check_batch("limit", data.limit, ctx.settings.max_batch_size)
     seconds = _lease_seconds(ctx, data.lease_seconds)
     if ctx.db.is_sqlite:
         async with ctx.db.read() as session:
@@ -182,13 +193,18 @@ async def renew_leases(
 ) -> LeaseResults:
     """Extend the leases the caller still holds; a result per item, in request order."""
     viewer = ctx.viewer
-    _check_batch(ctx, "leases", len(leases))
+    check_batch("leases", len(leases), ctx.settings.max_batch_size)
     seconds = _lease_seconds(ctx, lease_seconds)
-    ids = [parse_id(lease.job_id, f"leases[{i}].jobId") for i, lease in enumerate(leases)]
+    keys: list[tuple[int | None, str] | ItemError] = []
+    for i, lease in enumerate(leases):
+        try:
+            keys.append(_claim_key(f"leases[{i}]", lease.job_id, lease.claim_token))
+        except ClientError as exc:
+            keys.append(ItemError.of(exc))
     items = [
-        LeaseItem(job_id, hash_token(lease.claim_token))
-        for job_id, lease in zip(ids, leases, strict=True)
-        if job_id is not None
+        LeaseItem(key[0], key[1])
+        for key in keys
+        if not isinstance(key, ItemError) and key[0] is not None
     ]
     expires = utcnow() + dt.timedelta(seconds=seconds)
     outcomes: list[ItemOutcome] = []
@@ -199,8 +215,11 @@ async def renew_leases(
             )
     found = iter(outcomes)
     results = []
-    for i, (job_id, lease) in enumerate(zip(ids, leases, strict=True)):
-        outcome = runner_db.NOT_FOUND if job_id is None else next(found)
+    for i, (key, lease) in enumerate(zip(keys, leases, strict=True)):
+        if isinstance(key, ItemError):
+            results.append(LeaseResult(lease.job_id, None, True, None, key))
+            continue
+        outcome = runner_db.NOT_FOUND if key[0] is None else next(found)
         error = _error(f"leases[{i}] (job {lease.job_id})", outcome)
         results.append(
             LeaseResult(
@@ -222,34 +241,38 @@ async def complete_jobs(ctx: Context, completions: Sequence[CompletionData]) -> 
     request order. Items with a bad ``result`` are answered on their own; the others
     still apply."""
     viewer = ctx.viewer
-    _check_batch(ctx, "completions", len(completions))
-    max_json = ctx.settings.max_json_bytes
+    settings = ctx.settings
+    check_batch("completions", len(completions), settings.max_batch_size)
     answers: list[ItemError | None] = []
     items: list[CompletionItem] = []
     for i, data in enumerate(completions):
         label = f"completions[{i}]"
-        job_id = parse_id(data.job_id, f"{label}.jobId")
-        if job_id is None:
-            answers.append(_error(f"{label} (job {data.job_id})", runner_db.NOT_FOUND))
-            continue
         try:
+            job_id, token_hash = _claim_key(label, data.job_id, data.claim_token)
             result = (
                 None
                 if data.result is None
-                else check_json_object(data.result, f"{label}.result", max_json)
+                else check_json_object(
+                    data.result,
+                    f"{label}.result",
+                    max_bytes=settings.max_json_bytes,
+                    max_depth=settings.max_json_depth,
+                )
             )
         except ClientError as exc:
-            code = (exc.extensions or {}).get("code", ClientError.code)
-            answers.append(ItemError(code=str(code), message=exc.message))
+            answers.append(ItemError.of(exc))
+            continue
+        if job_id is None:
+            answers.append(_error(f"{label} (job {data.job_id})", runner_db.NOT_FOUND))
             continue
         answers.append(None)
         items.append(
             CompletionItem(
                 job_id=job_id,
-                token_hash=hash_token(data.claim_token),
+                token_hash=token_hash,
                 status=data.status,
                 exit_status=data.exit_status,
-                message=data.message,
+                message=clean_message(data.message),
                 result=result,
             )
         )

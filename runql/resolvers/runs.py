@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, fields
 from typing import Any
@@ -11,9 +12,9 @@ from runql.db.enums import JobStatus
 from runql.db.jobs import JobRow
 from runql.db.models import Project, Run, User
 from runql.db.runs import RunFilter, RunKey
+from runql.resolvers.checks import check_text, check_time, parse_id
 from runql.resolvers.context import Context
 from runql.resolvers.errors import BadInput, LimitExceeded
-from runql.resolvers.ids import parse_id
 from runql.resolvers.pagination import Page, decode_cursor, encode_cursor, page_size
 from runql.resolvers.status_message import needs_latest_terminated, run_status_message
 
@@ -50,6 +51,9 @@ async def runs(
     limit, backwards = page_size(
         first, last, maximum=ctx.settings.max_page_size, default=DEFAULT_PAGE_SIZE
     )
+    if project is not None:
+        check_text(project, "project")
+    filter = _checked(filter)
     after_key = _position(ctx, after, "after") if after is not None else None
     before_key = _position(ctx, before, "before") if before is not None else None
     async with ctx.db.read() as session:
@@ -76,6 +80,18 @@ async def runs(
         lambda run: _cursor(ctx, run),
         has_next_page=has_next,
         has_previous_page=has_previous,
+    )
+
+
+def _checked(filter: RunFilter) -> RunFilter:
+    """The filter with its texts checked and its times in UTC."""
+    for name, value in (("userName", filter.user_name), ("nameContains", filter.name_contains)):
+        if value is not None:
+            check_text(value, f"filter.{name}")
+    return dataclasses.replace(
+        filter,
+        submitted_after=check_time(filter.submitted_after, "filter.submittedAfter"),
+        submitted_before=check_time(filter.submitted_before, "filter.submittedBefore"),
     )
 
 

@@ -10,13 +10,6 @@ from runql.db.runs import RunFilter as RunFilterData
 from runql.schema.enums import RunStatus
 
 
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    """Times without an offset are taken as UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=dt.UTC)
-
-
 @strawberry.input(description="Narrow the runs list. All given conditions must hold.")
 class RunFilter:
     statuses: list[RunStatus] | None = strawberry.field(
@@ -27,10 +20,10 @@ class RunFilter:
     )
     user_name: str | None = strawberry.field(default=None, description="Only runs of this user.")
     submitted_after: dt.datetime | None = strawberry.field(
-        default=None, description="Only runs submitted at or after this time."
+        default=None, description="Only runs submitted at or after this time (no offset: UTC)."
     )
     submitted_before: dt.datetime | None = strawberry.field(
-        default=None, description="Only runs submitted before this time."
+        default=None, description="Only runs submitted before this time (no offset: UTC)."
     )
     name_contains: str | None = strawberry.field(
         default=None, description="Only runs whose name contains this text (case as stored)."
@@ -41,7 +34,7 @@ class RunFilter:
             statuses=tuple(self.statuses or ()),
             only_active=self.only_active,
             user_name=self.user_name,
-            submitted_after=_utc(self.submitted_after),
-            submitted_before=_utc(self.submitted_before),
+            submitted_after=self.submitted_after,
+            submitted_before=self.submitted_before,
             name_contains=self.name_contains,
         )
