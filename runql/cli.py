@@ -60,11 +60,20 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from runql.app import create_app
+    from runql.websocket import max_frame_bytes
 
     host = args.host or settings.host
     port = args.port or settings.port
     print(f"runql: GraphiQL and API at http://{host}:{port}/graphql")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="warning",
+        # WebSocket messages are held to max_body_bytes by runql (a GraphQL error); this
+        # is the hard stop past which uvicorn closes the socket without reading on.
+        ws_max_size=max_frame_bytes(settings.max_body_bytes),
+    )
     return 0
 
 

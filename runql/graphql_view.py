@@ -14,10 +14,16 @@ subclass adds what the spec asks of a production server:
   ``max_body_bytes`` (413); mutations over GET answer 405 with ``Allow: POST``.
 * Every answer carries ``X-Request-Id`` (the client's, when it sent a sane one) and writes
   one JSON log line (``runql.logging``).
+* A body that cannot be decoded (not JSON, not UTF-8, nested deeper than the decoder
+  recurses, not an object) answers 400 ``BAD_REQUEST`` like any other refusal.
+
+WebSockets: each operation on a socket gets its own context (``runql.websocket``).
 """
 
 from __future__ import annotations
 
+import codecs
+import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -43,6 +49,12 @@ from runql.resolvers.auth import authenticate
 from runql.resolvers.context import Context
 from runql.schema.errors import public_errors
 from runql.settings import Settings
+from runql.websocket import (
+    GraphQLWSHandler,
+    RunqlWebSocketAdapter,
+    TransportWSHandler,
+    connection_context,
+)
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 JSON = "application/json"
@@ -135,7 +147,27 @@ def _replay(body: bytes, receive: Receive) -> Callable[[], Awaitable[Message]]:
     return replay
 
 
+class _Undecodable(json.JSONDecodeError):
+    """A JSON document ``json.loads`` fails on with something other than a
+    ``JSONDecodeError``; raised as one so every caller of ``decode_json`` (strawberry's
+    body parsing and WebSocket message loop included) treats it as invalid JSON."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, "", 0)
+
+
+def _object_expected(body: bytes) -> bool:
+    """True when a body cannot decode to an object or a batch (strawberry assumes one):
+    JSON that starts with anything but ``{`` or ``[`` is a scalar or invalid."""
+    start = body.removeprefix(codecs.BOM_UTF8).lstrip(b" \t\r\n")[:1]
+    return start not in (b"{", b"[")
+
+
 class RunqlGraphQL(GraphQL[Context, None]):
+    websocket_adapter_class = RunqlWebSocketAdapter
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = GraphQLWSHandler
+
     def __init__(self, schema: Any, *, db: Database, settings: Settings) -> None:
         super().__init__(
             schema,
@@ -196,6 +228,8 @@ class RunqlGraphQL(GraphQL[Context, None]):
                     "(RUNQL_MAX_BODY_BYTES)",
                 )
             body = await _read_body(receive, self.settings.max_body_bytes)
+            if _object_expected(body):
+                raise _Refused(400, "the request body must be a JSON object")
         request = Request(request.scope, _replay(body, receive))
         request.state.request_id = request_id
         request.state.media = media
@@ -222,6 +256,26 @@ class RunqlGraphQL(GraphQL[Context, None]):
         if media == GRAPHQL_RESPONSE_JSON:
             response.headers["content-type"] = f"{media}; charset=utf-8"
         return response
+
+    def decode_json(self, data: str | bytes) -> object:
+        try:
+            return json.loads(data)
+        except json.JSONDecodeError:
+            raise
+        except RecursionError:
+            raise _Undecodable("nested too deeply") from None
+        except UnicodeDecodeError:
+            raise _Undecodable("not UTF-8") from None
+        except ValueError:  # an integer with more digits than int() converts
+            raise _Undecodable("a number has too many digits") from None
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """strawberry's, with the reason in the message (body, or GET's ``variables``)."""
+        try:
+            return self.decode_json(data)
+        except json.JSONDecodeError as exc:
+            reason = exc.msg if isinstance(exc, _Undecodable) else str(exc)
+            raise HTTPException(400, f"Unable to parse request JSON: {reason}") from None
 
     async def execute_single(  # type: ignore[override]
         self, request: Request, request_data: GraphQLRequestData, **kwargs: Any
@@ -264,6 +318,10 @@ class RunqlGraphQL(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
+        """The request's context; for a socket, the connection's (``runql.websocket``
+        builds one per operation from it)."""
+        if isinstance(request, WebSocket):
+            return connection_context(self.db, self.settings, request)
         viewer = await authenticate(self.db, request.headers.get("authorization"))
         request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex
         return Context(

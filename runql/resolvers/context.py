@@ -1,4 +1,8 @@
-"""The per-request context every resolver receives as ``info.context``."""
+"""The per-request context every resolver receives as ``info.context``.
+
+One per HTTP request and one per operation on a WebSocket (see ``runql.websocket``): the
+loaders cache what a request read and the viewer is who it was, so neither may outlive it.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,8 @@ class Context:
     request_id: str = ""
     request: Any = None
     response: Any = None
+    #: WebSocket only: the ``connection_init`` payload (strawberry's name for it).
+    connection_params: dict[str, Any] | None = None
     _loaders: Loaders | None = field(default=None, repr=False)
 
     @property

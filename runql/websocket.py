@@ -1,0 +1,308 @@
+"""GraphQL over WebSockets: every operation on a socket is a request of its own.
+
+strawberry builds one context per *connection* (``get_context`` at the handshake) and
+runs every operation of the socket with it. runql's context carries per-request state:
+DataLoaders with their caches and the authenticated viewer. Kept for the life of a socket
+they would answer ``run(id)`` from what the socket read first, let a user removed from a
+project (or whose token was revoked) keep reading and writing it, and skip the body limit
+HTTP enforces. So here:
+
+* The context strawberry keeps is the *connection's*: the handshake request and the
+  ``connection_init`` payload (``connection_params``), no viewer, no loaders. Resolvers
+  never see it.
+* Each operation (graphql-transport-ws ``subscribe``, graphql-ws ``start``) gets its own
+  :class:`~runql.resolvers.context.Context`, built in the operation's task: the
+  connection's token authenticated again, fresh loaders, a new request id, one log line
+  (``runql.logging.request_scope``), errors masked with that id. A subscription keeps its
+  operation's context for as long as it streams.
+* The token: ``Authorization`` in the ``connection_init`` payload (what a browser can
+  send: it cannot set headers on a WebSocket handshake), else the handshake's
+  ``Authorization`` header. A missing or invalid token is not refused at connection time:
+  each operation answers ``UNAUTHENTICATED``, as over HTTP.
+* A ``subscribe``/``start`` message larger than ``max_body_bytes`` answers one error,
+  ``LIMIT_EXCEEDED`` naming ``RUNQL_MAX_BODY_BYTES``, and nothing runs; the socket stays
+  open. Any other message over the limit closes the socket (1009, message too big).
+  ``runql serve`` also caps frames in uvicorn (:func:`max_frame_bytes`), so a frame far
+  over the limit is not even read.
+
+strawberry reads the context from ``handler.context`` when it starts an operation; the
+handlers below make that attribute the running operation's context (a context variable
+set in the operation's task) and the connection's everywhere else, so strawberry's own
+operation code runs unchanged.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import uuid
+from collections.abc import AsyncGenerator, Iterator
+from contextlib import contextmanager
+from json import JSONDecodeError
+from typing import Any
+
+from graphql import GraphQLError
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from strawberry.asgi import ASGIWebSocketAdapter
+from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    Message as TransportWSMessage,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage, StartMessage
+
+from runql.db.engine import Database
+from runql.logging import RequestLog, current_request, request_scope
+from runql.resolvers.auth import authenticate
+from runql.resolvers.context import Context
+from runql.schema.errors import public_errors
+from runql.settings import Settings
+
+LIMIT_SETTING = "RUNQL_MAX_BODY_BYTES"
+MESSAGE_TOO_BIG = 1009  # RFC 6455 close code
+
+_operation_context: contextvars.ContextVar[Context | None] = contextvars.ContextVar(
+    "runql_ws_operation_context", default=None
+)
+
+
+def max_frame_bytes(max_body_bytes: int) -> int:
+    """uvicorn's ``ws_max_size``: room for a message somewhat over ``max_body_bytes`` (it
+    gets the GraphQL error naming the limit), a hard stop well before uvicorn's 16 MiB."""
+    return 2 * max_body_bytes + 64 * 1024
+
+
+def connection_authorization(connection: Context) -> str | None:
+    """The ``Authorization`` value of a socket: the ``connection_init`` payload's (any
+    case), else the handshake header's."""
+    params = connection.connection_params or {}
+    for key, value in params.items():
+        if key.lower() == "authorization" and isinstance(value, str):
+            return value
+    request = connection.request
+    return request.headers.get("authorization") if request is not None else None
+
+
+async def operation_context(connection: Context, request_id: str) -> Context:
+    """A fresh context for one operation on the socket ``connection`` describes."""
+    viewer = await authenticate(connection.db, connection_authorization(connection))
+    return Context(
+        db=connection.db,
+        settings=connection.settings,
+        viewer_or_none=viewer,
+        request_id=request_id,
+        request=connection.request,
+        response=connection.response,
+        connection_params=connection.connection_params,
+    )
+
+
+def _too_big(size: int, limit: int) -> GraphQLError:
+    return GraphQLError(
+        f"message is {size} bytes, over the limit of {limit} ({LIMIT_SETTING})",
+        extensions={
+            "code": "LIMIT_EXCEEDED",
+            "limit": limit,
+            "actual": size,
+            "setting": LIMIT_SETTING,
+        },
+    )
+
+
+def _error_codes(errors: object) -> list[str]:
+    if isinstance(errors, dict):
+        errors = [errors]
+    if not isinstance(errors, list):
+        return []
+    return [str((e.get("extensions") or {}).get("code")) for e in errors if isinstance(e, dict)]
+
+
+class RunqlWebSocketAdapter(ASGIWebSocketAdapter):
+    """strawberry's ASGI adapter, also noting the size in bytes of the message being
+    handled (``message_bytes``), so handlers can hold it to ``max_body_bytes``."""
+
+    message_bytes = 0
+
+    async def iter_json(
+        self, *, ignore_parsing_errors: bool = False
+    ) -> AsyncGenerator[object, None]:
+        # strawberry's loop, plus the size: a generator cannot be wrapped to see the text.
+        try:
+            while self.ws.application_state != WebSocketState.DISCONNECTED:
+                try:
+                    text = await self.ws.receive_text()
+                    self.message_bytes = len(text) if text.isascii() else len(text.encode())
+                    yield self.view.decode_json(text)
+                except JSONDecodeError as e:
+                    if not ignore_parsing_errors:
+                        raise NonJsonMessageReceived from e
+        except KeyError as e:
+            raise NonTextMessageReceived from e
+        except WebSocketDisconnect:
+            pass
+
+
+class _PerOperation:
+    """What both protocols' handlers share: ``context`` is the running operation's
+    context inside an operation's task and the connection's elsewhere."""
+
+    websocket: Any
+    _connection: Context
+
+    @property
+    def context(self) -> Context:
+        return _operation_context.get() or self._connection
+
+    @context.setter
+    def context(self, value: Context) -> None:
+        self._connection = value
+
+    def _oversized(self) -> GraphQLError | None:
+        size = getattr(self.websocket, "message_bytes", 0)
+        limit = self._connection.settings.max_body_bytes
+        return _too_big(size, limit) if size > limit else None
+
+    async def _close_if_oversized(self) -> bool:
+        error = self._oversized()
+        if error is not None:
+            await self.websocket.close(code=MESSAGE_TOO_BIG, reason=error.message[:120])
+        return error is not None
+
+    @contextmanager
+    def _operation_log(self) -> Iterator[RequestLog]:
+        """The operation's request id and log line (``runql.logging``)."""
+        request = self._connection.request
+        path = request.url.path if request is not None else ""
+        with request_scope(RequestLog(uuid.uuid4().hex, method="WS", path=path)) as log:
+            yield log
+
+    def _log_refusal(self, error: GraphQLError) -> None:
+        """An operation refused before it ran is still a request with its own log line."""
+        with self._operation_log() as log:
+            log.error_codes = _error_codes([error.formatted])
+
+    async def _enter_operation(self, log: RequestLog) -> GraphQLError | None:
+        """Installs this task's operation context. When that fails (the token lookup
+        raised: an outage), returns the masked error to answer instead."""
+        try:
+            context = await operation_context(self._connection, log.request_id)
+        except Exception as exc:
+            [error] = public_errors([GraphQLError(str(exc), original_error=exc)], log.request_id)
+            return error
+        _operation_context.set(context)
+        return None
+
+    def _log_error_codes(self, errors: object) -> None:
+        log = current_request()
+        if log is not None:
+            log.error_codes += _error_codes(errors)
+
+
+class TransportWSHandler(_PerOperation, BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws with a context per ``subscribe``."""
+
+    async def handle_message(self, message: TransportWSMessage) -> None:
+        if not isinstance(message, dict):  # strawberry would fail on ``message["type"]``
+            await self.handle_invalid_message("WebSocket message must be a JSON object")
+            return
+        if message.get("type") != "subscribe" and await self._close_if_oversized():
+            return
+        await super().handle_message(message)
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        error = self._oversized()
+        if error is None or not self.connection_acknowledged:
+            await super().handle_subscribe(message)
+            return
+        if message["id"] in self.operations:
+            await super().handle_subscribe(message)  # strawberry closes: duplicate id
+            return
+        self._log_refusal(error)
+        await self.send_message(
+            {"id": message["id"], "type": "error", "payload": [error.formatted]}
+        )
+
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        with self._operation_log() as log:
+            error = await self._enter_operation(log)
+            if error is not None:
+                await operation.send_initial_errors([error])
+                return
+            await super().run_operation(operation)
+
+    async def send_message(self, message: TransportWSMessage) -> None:
+        if message["type"] == "next":
+            self._log_error_codes(message["payload"].get("errors"))
+        elif message["type"] == "error":
+            self._log_error_codes(message["payload"])
+        await super().send_message(message)
+
+
+class GraphQLWSHandler(_PerOperation, BaseGraphQLWSHandler[Context, None]):
+    """The legacy graphql-ws protocol with a context per ``start``."""
+
+    async def handle_message(self, message: OperationMessage) -> None:
+        if not isinstance(message, dict):  # ignored, like a message that is not JSON
+            return
+        if message.get("type") != "start" and await self._close_if_oversized():
+            return
+        await super().handle_message(message)
+
+    async def handle_start(self, message: StartMessage) -> None:
+        error = self._oversized()
+        if error is None or not self.connection_acknowledged:
+            await super().handle_start(message)
+            return
+        self._log_refusal(error)
+        await self.send_message({"type": "error", "id": message["id"], "payload": error.formatted})
+
+    async def handle_async_results(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
+        with self._operation_log() as log:
+            error = await self._enter_operation(log)
+            if error is not None:
+                await self.send_message(
+                    {"type": "error", "id": operation_id, "payload": error.formatted}
+                )
+                await self.send_message({"type": "complete", "id": operation_id})
+                self.tasks.pop(operation_id, None)
+                return
+            await super().handle_async_results(operation_id, query, operation_name, variables)
+
+    async def send_message(self, message: OperationMessage) -> None:
+        if message["type"] == "data":
+            self._log_error_codes(message["payload"].get("errors"))
+        elif message["type"] == "error":
+            self._log_error_codes(message["payload"])
+        await super().send_message(message)
+
+
+def connection_context(db: Database, settings: Settings, websocket: WebSocket) -> Context:
+    """The context strawberry keeps for the socket: no viewer, never given to resolvers."""
+    return Context(
+        db=db,
+        settings=settings,
+        viewer_or_none=None,
+        request=websocket,
+        response=websocket,
+    )
+
+
+__all__ = [
+    "GraphQLWSHandler",
+    "RunqlWebSocketAdapter",
+    "TransportWSHandler",
+    "connection_authorization",
+    "connection_context",
+    "max_frame_bytes",
+    "operation_context",
+]
