@@ -65,5 +65,7 @@ async def test_bad_id_argument_is_a_clear_error(factory: Factory, gql: GraphQLCl
     body = await gql('{ run(id: "abc") { id } }', token=alice.token, expect_errors=True)
 
     assert body["data"] == {"run": None}
-    assert body["errors"][0]["message"] == "id: not a valid ID: 'abc'"
+    assert (
+        body["errors"][0]["message"] == "id: not a valid ID: 'abc' (IDs are decimal ASCII digits)"
+    )
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"

@@ -3,8 +3,10 @@ rules are built once, so a repeated document is validated once (the cache hits).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -212,3 +214,12 @@ async def test_a_repeated_document_is_validated_once(
 def test_limits_must_be_positive() -> None:
     with pytest.raises(ValueError, match="RUNQL_MAX_ALIASES: must be at least 1"):
         Settings(max_aliases=0)
+
+
+def test_docs_list_every_limit() -> None:
+    """docs/limits.md is where a client looks up a limit it ran into: every one is there."""
+    documented = (Path(__file__).parent.parent / "docs" / "limits.md").read_text()
+    settings = [f.name for f in dataclasses.fields(Settings)]
+    limits = [n for n in settings if n.startswith("max_") or n == "statement_timeout_ms"]
+
+    assert [n for n in limits if f"`RUNQL_{n.upper()}`" not in documented] == []

@@ -1,8 +1,10 @@
 """Build the Schema object (an Apollo Federation v2 subgraph).
 
 Extensions, outermost first: error masking (sees every other extension's result), the
-token check, document limits built once from the settings, and the parse/validation
-caches, so a document seen before costs neither parsing nor validation.
+API-token check, document limits built once from the settings (depth, aliases and lexical
+tokens before execution; the query cost when execution starts, after the API-token
+check), and the parse/validation caches, so a document seen before costs neither parsing
+nor validation.
 """
 
 from __future__ import annotations

@@ -16,6 +16,14 @@ from runql.schema.payloads import ItemError
 from runql.schema.types import Run
 
 
+def _spec(value: object) -> object:
+    """``spec`` is nullable with a null default rather than ``JSON! = {}``: introspection
+    must print every input default as a GraphQL literal, and graphql-core cannot turn a
+    ``JSON`` scalar's ``{}`` into one (the full introspection query failed). Absent or
+    null means an empty object, so resolvers see what they did before."""
+    return {} if value is None else value
+
+
 @strawberry.input(description="When a failed submission of a job is tried again.")
 class RetryPolicyInput:
     limit: int = strawberry.field(
@@ -40,8 +48,9 @@ class JobInput:
     retry: RetryPolicyInput | None = strawberry.field(
         default=None, description="Retry policy; default: no retries."
     )
-    spec: JSON = strawberry.field(
-        default_factory=dict, description="The job's configuration: a JSON object."
+    spec: JSON | None = strawberry.field(
+        default=None,
+        description="The job's configuration: a JSON object; absent or null means {}.",
     )
 
     def to_data(self) -> JobInputData:
@@ -53,7 +62,7 @@ class JobInput:
             retry_limit=retry.limit,
             retry_on_failure=retry.on_failure,
             retry_on_lease_expiry=retry.on_lease_expiry,
-            spec=self.spec,
+            spec=_spec(self.spec),
         )
 
 
@@ -67,8 +76,9 @@ class SubmitRunInput:
         "when absent.",
     )
     priority: int = strawberry.field(default=0, description="Higher is claimed first.")
-    spec: JSON = strawberry.field(
-        default_factory=dict, description="The run's configuration: a JSON object."
+    spec: JSON | None = strawberry.field(
+        default=None,
+        description="The run's configuration: a JSON object; absent or null means {}.",
     )
 
     def to_data(self) -> SubmitRunData:
@@ -77,7 +87,7 @@ class SubmitRunInput:
             jobs=[job.to_data() for job in self.jobs],
             name=self.name,
             priority=self.priority,
-            spec=self.spec,
+            spec=_spec(self.spec),
         )
 
 

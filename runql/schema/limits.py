@@ -1,4 +1,4 @@
-"""Document limits: query depth, aliases and tokens, checked before anything executes.
+"""Document limits: query depth, aliases, tokens and cost, checked before anything executes.
 
 The validation rules are built once, when the schema is built, and every request adds the
 *same* rule classes. That matters: strawberry's validation cache is keyed by the rule
@@ -9,15 +9,22 @@ so every request re-validates. Here a repeated document is validated once per pr
 Each error names the limit, the setting that controls it and carries
 ``extensions.code = LIMIT_EXCEEDED``; tokens are counted by graphql-core's parser
 (``max_tokens``), which aborts early instead of building a huge AST.
+
+The query cost (``runql.schema.cost``) depends on variables, which validation rules never
+see (and the validation cache keys on the document alone), so it is checked when execution
+starts: an over-cost request gets a request error and no resolver runs. Every limit is
+listed in docs/limits.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from graphql import (
     ASTValidationRule,
+    ExecutionResult,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -30,7 +37,9 @@ from graphql import (
 )
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 
+from runql.schema.cost import find_operation, operation_cost
 from runql.settings import Settings
 
 LIMIT_CODE = "LIMIT_EXCEEDED"
@@ -169,11 +178,46 @@ def validation_rules(settings: Settings) -> tuple[type[ASTValidationRule], ...]:
     return tuple(rules)
 
 
+def cost_check(settings: Settings) -> Callable[[ExecutionContext], GraphQLError | None]:
+    """The query cost check of this deployment: the error of a request over
+    ``max_query_cost``, or None. A document whose cost does not depend on its variables
+    is estimated once (an LRU of ``graphql_cache_size`` documents)."""
+    limit = settings.max_query_cost
+    maxsize = settings.graphql_cache_size
+    known: OrderedDict[tuple[str, str | None], int] = OrderedDict()
+
+    def check(ctx: ExecutionContext) -> GraphQLError | None:
+        document = ctx.graphql_document
+        if document is None:
+            return None
+        operation = find_operation(document, ctx.operation_name)
+        if operation is None:
+            return None  # graphql-core refuses it with its own error
+        key = (ctx.query, ctx.operation_name) if ctx.query is not None else None
+        if key is not None and key in known:
+            known.move_to_end(key)
+            cost = known[key]
+        else:
+            estimate = operation_cost(ctx.schema._schema, document, operation, ctx.variables)
+            cost = estimate.value
+            if key is not None and estimate.static:
+                known[key] = cost
+                if len(known) > maxsize:
+                    known.popitem(last=False)
+        if cost <= limit:
+            return None
+        return limit_error("query cost", cost, limit, "max_query_cost", operation)
+
+    return check
+
+
 def limits_extension(settings: Settings) -> type[SchemaExtension]:
     """An extension *class* (strawberry instantiates it per request) that adds the rules
-    built here once and sets the parser's token limit."""
+    built here once, sets the parser's token limit, and refuses a request over the query
+    cost before anything executes (no resolver, no statement)."""
     rules = validation_rules(settings)
     max_tokens = settings.max_tokens
+    over_cost = cost_check(settings)
 
     class GraphQLLimits(SchemaExtension):
         def on_operation(self) -> Iterator[None]:
@@ -182,12 +226,22 @@ def limits_extension(settings: Settings) -> type[SchemaExtension]:
             ctx.validation_rules = (*ctx.validation_rules, *rules)
             yield
 
+        def on_execute(self) -> Iterator[None]:
+            ctx = self.execution_context
+            if ctx.result is None:  # not already refused (authentication)
+                error = over_cost(ctx)
+                if error is not None:
+                    # strawberry skips execution when an extension set the result
+                    ctx.result = ExecutionResult(data=None, errors=[error])
+            yield
+
     return GraphQLLimits
 
 
 __all__ = [
     "LIMIT_CODE",
     "alias_rule",
+    "cost_check",
     "depth_rule",
     "limit_error",
     "limits_extension",

@@ -76,7 +76,8 @@ class CompletionInput:
     exit_status: int | None = strawberry.field(default=None, description="Process exit status.")
     message: str | None = strawberry.field(
         default=None,
-        description="Why it failed, or a note (kept up to 1,000 characters).",
+        description="Why it failed, or a note: free text, kept up to 1,000 characters; "
+        "characters no database stores as text (NUL, lone surrogates) become U+FFFD.",
     )
     result: JSON | None = strawberry.field(
         default=None, description="What the job produced: a JSON object (heavy field)."
