@@ -7,6 +7,14 @@ end those claims (a retry submission when the job's policy allows it, a failure
 otherwise). Several server replicas on one PostgreSQL sweep side by side: runs being swept
 elsewhere are skipped (``SKIP LOCKED``), not waited for.
 
+A sweep that fails on the database (busy, locked past ``statement_timeout``, deadlocked,
+restarting, unreachable) does not end the task: jobs whose runner died would stay
+``RUNNING`` for ever. It backs off (the interval, doubling per failure in a row, at most
+``MAX_BACKOFF_SECONDS`` or ten intervals) and tries again. The failure is logged once,
+with its cause, when it starts, and once more when a sweep succeeds again; the retries in
+between log at DEBUG only, so an outage of hours is two lines, not thousands. Any other
+exception is a bug in the sweeper: it is logged with its traceback and ends the task.
+
 The clock is a parameter so tests drive expiry without sleeping.
 """
 
@@ -16,9 +24,11 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import sqlite3
 from collections.abc import Callable
 
-from sqlalchemy.exc import InterfaceError, OperationalError
+import asyncpg
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from runql.db import runner as runner_db
 from runql.db.engine import Database
@@ -29,14 +39,42 @@ log = logging.getLogger(__name__)
 #: Claims ended per write transaction: keeps each transaction (and the write lock) short.
 BATCH_SIZE = 500
 
-#: What a sweep may meet and survive: the database busy, restarting or unreachable.
-#: Anything else is a bug and ends the task loudly.
+#: What a sweep may meet and survive: any error of the database or of the way to it.
+#: SQLAlchemy wraps most driver errors, but not all of them the same way (a statement
+#: timeout or a deadlock on asyncpg arrives as a plain ``DBAPIError``), and a few driver
+#: and socket errors escape unwrapped, so the whole families are listed. Anything else is
+#: a bug and ends the task loudly.
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
-    OperationalError,
-    InterfaceError,
-    OSError,
+    SQLAlchemyError,
+    OSError,  # ConnectionError and TimeoutError (asyncio's too) are OSErrors
+    ConnectionError,
     TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    sqlite3.Error,
 )
+
+#: Longest wait between retries while the database keeps failing.
+MAX_BACKOFF_SECONDS = 60.0
+
+
+def backoff_seconds(interval_seconds: float, failures: int) -> float:
+    """How long to wait after the ``failures``-th failed sweep in a row: the interval,
+    doubling with each failure, capped at ten intervals or ``MAX_BACKOFF_SECONDS``,
+    whichever is less (but never below one interval)."""
+    cap = max(interval_seconds, min(MAX_BACKOFF_SECONDS, 10 * interval_seconds))
+    return min(cap, interval_seconds * 2 ** min(max(failures - 1, 0), 32))
+
+
+def describe(exc: BaseException) -> str:
+    """The error for the log: its type and the driver's own error (what the database
+    said), without the SQL text SQLAlchemy appends to its message."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        driver = exc.orig.__cause__ or exc.orig  # asyncpg's error behind the DB-API adapter
+        kind = f"{type(driver).__module__}.{type(driver).__name__}"
+        return f"{type(exc).__name__} ({kind}): {str(driver).strip()}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 class LeaseSweeper:
@@ -71,14 +109,41 @@ class LeaseSweeper:
                 return total
 
     async def run(self) -> None:
+        """Sweep every interval until cancelled; see the module docstring for errors."""
+        failures = 0
         while True:
             try:
                 ended = await self.sweep_once()
             except EXPECTED_ERRORS as exc:
-                log.warning("lease sweep failed, retrying in %ss: %r", self.interval_seconds, exc)
-            else:
-                if ended:
-                    log.info("lease sweep: ended %d expired claim(s)", ended)
+                failures += 1
+                delay = backoff_seconds(self.interval_seconds, failures)
+                if failures == 1:
+                    log.warning(
+                        "lease sweep failed: %s; retrying with backoff (at most every %gs), "
+                        "further failures are logged at DEBUG until a sweep succeeds",
+                        describe(exc),
+                        backoff_seconds(self.interval_seconds, 64),
+                    )
+                else:
+                    log.debug(
+                        "lease sweep failed again (%d in a row), retrying in %gs: %s",
+                        failures,
+                        delay,
+                        describe(exc),
+                    )
+                await asyncio.sleep(delay)
+                continue
+            except Exception:
+                log.exception(
+                    "lease sweeper stopped by an unexpected error (a bug): expired leases "
+                    "are no longer collected until the server restarts"
+                )
+                return
+            if failures:
+                log.info("lease sweep recovered after %d failed attempt(s)", failures)
+                failures = 0
+            if ended:
+                log.info("lease sweep: ended %d expired claim(s)", ended)
             await asyncio.sleep(self.interval_seconds)
 
     @property

@@ -165,6 +165,44 @@ async def test_duplicate_items_in_one_batch_apply_once(
     assert [r.submission_num for r in await job_rows(db, run_id)] == [0, 1]
 
 
+async def test_a_forged_token_after_the_valid_completion_in_one_batch_is_stale(
+    db: Database, factory: Factory, gql: GraphQLClient
+) -> None:
+    """The token is checked before the "already applied in this batch" repeat check: a
+    forged item right after the job's valid completion is refused, whatever it reports,
+    not answered as the applied job (nor as a contradiction of it)."""
+    alice = await factory.user("alice")
+    project = await factory.project("vision", [(alice, MemberRole.USER)])
+    run_id = await factory.run(project, alice, jobs=[JobDefinition("a", retry_limit=3)])
+    (c,) = await claim(gql, alice.token, limit=1)
+    forged = {"claimToken": "rqc_forged"}
+
+    results = await complete(
+        gql,
+        alice.token,
+        [
+            completion(c, "FAILED"),
+            {**completion(c, "FAILED"), **forged},
+            {**completion(c, "DONE"), **forged},
+            completion(c, "FAILED"),  # the real token again: a repeat, answered
+        ],
+    )
+
+    assert [(r["error"] and r["error"]["code"], r["job"]) for r in results] == [
+        (None, {**results[0]["job"], "status": "FAILED"}),
+        ("STALE_CLAIM", None),
+        ("STALE_CLAIM", None),
+        (None, results[0]["job"]),
+    ]
+    assert "claim token does not match" in results[1]["error"]["message"]
+    # Applied once: one failure, one retry submission.
+    rows = await job_rows(db, run_id)
+    assert [(r.submission_num, r.status) for r in rows] == [
+        (0, JobStatus.FAILED),
+        (1, JobStatus.SUBMITTED),
+    ]
+
+
 async def test_long_messages_are_kept_shortened(factory: Factory, gql: GraphQLClient) -> None:
     alice, _, _ = await _setup(factory, replicas=1)
     (c,) = await claim(gql, alice.token, limit=1)

@@ -3,17 +3,21 @@ by sleeping), and stale runners: late, requeued, stopped or restarted claims are
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from runql.app import create_app
 from runql.db.engine import Database, record_statements
 from runql.db.enums import JobStatus, MemberRole, RunStatus, TerminationReason
 from runql.db.lifecycle import JobDefinition
 from runql.db.models import Run
+from runql.db.types import utcnow
 from runql.lease_sweeper import EXPECTED_ERRORS, LeaseSweeper
 from runql.settings import Settings
 from tests.factories import Factory, GraphQLClient
@@ -117,6 +121,56 @@ async def test_claims_of_a_restarted_run_are_stale(
     assert "restarted" in result["error"]["message"]
     (row,) = await job_rows(db, run_id)
     assert row.status == JobStatus.RUNNING
+
+
+@contextlib.asynccontextmanager
+async def _another_writer(db: Database) -> AsyncIterator[None]:
+    """A write transaction that claims and renewals must wait for until the block ends:
+    on SQLite it holds the write lock (as any concurrent request would); on PostgreSQL
+    it locks the jobs table ``EXCLUSIVE`` (plain reads go on, row locks wait). A row lock
+    would not do for claims: they skip locked rows instead of waiting."""
+    async with db.write() as session:
+        if db.is_sqlite:
+            await session.execute(text("SELECT 1"))  # BEGIN IMMEDIATE: the write lock
+        else:
+            await session.execute(text("LOCK TABLE jobs IN EXCLUSIVE MODE"))
+        yield
+
+
+@pytest.mark.parametrize("call", ["claim", "renew"])
+async def test_a_lease_starts_once_the_locks_are_held_not_when_the_request_came(
+    db: Database,
+    factory: Factory,
+    gql: GraphQLClient,
+    monkeypatch: pytest.MonkeyPatch,
+    call: str,
+) -> None:
+    """A claim or renewal that waited for another writer still gets a whole lease:
+    it expires ``leaseSeconds`` after the wait ended, not after the request arrived."""
+    alice, project = await _alice(factory)
+    await factory.run(project, alice, jobs=[JobDefinition("a", replicas=2)])
+    claimed = await claim(gql, alice.token, limit=1) if call == "renew" else []
+    waiting = asyncio.Event()
+    write = db.write
+
+    def write_after_signalling() -> Any:
+        waiting.set()
+        return write()
+
+    async with _another_writer(db):
+        monkeypatch.setattr(db, "write", write_after_signalling)
+        if call == "claim":
+            request = asyncio.create_task(claim(gql, alice.token, limit=1, leaseSeconds=30))
+        else:
+            request = asyncio.create_task(renew(gql, alice.token, claimed, leaseSeconds=30))
+        await waiting.wait()  # the request is at its write transaction...
+        await asyncio.sleep(0.2)  # ...and queued behind ours
+        assert not request.done()
+        released = utcnow()
+    (answer,) = await request
+
+    expires = dt.datetime.fromisoformat(answer["leaseExpiresAt"])
+    assert expires >= released + dt.timedelta(seconds=30)
 
 
 # --- the lease sweeper -----------------------------------------------------------------

@@ -8,16 +8,35 @@ fixed number of statements whatever the batch size: one read of the requested ro
 effects. Per item, Python only decides; it never issues SQL.
 
 Locking (PostgreSQL; on SQLite the caller's ``Database.write()`` already excludes other
-writers and the ``FOR UPDATE`` clauses compile to nothing):
+writers and the locking clauses compile to nothing). One order for every writer that
+waits for a row lock: **runs before jobs, each in id order**. A transaction locks every
+run it will touch, in id order, before it locks or changes any job of them, and locks the
+jobs it reads in id order. Claims aside (they never wait, below), a job is then only
+locked by transactions that hold its run: exclusively, or shared by renewals that lock
+jobs in id order too. No two writers can wait for each other in a cycle, whatever order a
+later statement updates a run's jobs in:
 
-* Everything that changes a run's jobs *and* its status locks the runs first, in id order,
-  then the jobs, in id order, like ``runql.db.lifecycle``: completions and the lease sweeper
-  do. Two completions of the same run therefore serialise, which is what makes unblocking
-  exact (each sees the other's finished upstream jobs).
-* Claims lock only ``SUBMITTED`` jobs (``FOR UPDATE SKIP LOCKED``), and flip their runs to
-  ``RUNNING`` through ``SKIP LOCKED`` too, so a claim never waits for a run lock while holding
-  job locks (the roll-up after the next completion repairs a skipped flip).
-* Renewals lock only the renewed jobs and never wait for anything else.
+* Stops, deletes (``runql.db.lifecycle.lock_runs``), completions and the lease sweeper lock
+  their runs ``FOR UPDATE``, then the jobs they read, in id order; unblocking, aborting and
+  stopping then update other jobs of those runs in plan order, which is safe because no
+  other waiting writer can hold them. Two completions of the same run serialise, which is
+  what makes unblocking exact (each sees the other's finished upstream jobs). The sweeper
+  takes runs with ``SKIP LOCKED``: it never waits for a run, and leaves a busy one to its
+  next sweep.
+* Renewals lock their runs ``FOR SHARE``, then the renewed jobs. Share locks do not
+  conflict, so renewals of one run go side by side, but a renewal and a stop, completion
+  or sweep of the run (``FOR UPDATE``) wait for each other at the run, never halfway
+  through the jobs. (Renewals once locked only the jobs: one holding half of a run's jobs
+  met a stop holding the run and updating the other half, and PostgreSQL aborted one of
+  them with ``deadlock detected``.) ``FOR SHARE`` rather than ``FOR KEY SHARE``: it also
+  conflicts with a plain ``UPDATE`` of the run, so no writer changes a run under a renewal.
+* Claims never wait, so they cannot close a cycle: they lock only ready jobs
+  (``FOR UPDATE SKIP LOCKED``) and flip their runs to ``RUNNING`` through ``SKIP LOCKED``
+  too (the roll-up after the next completion repairs a skipped flip).
+
+Times written under a lock (``startedAt``, lease expiries) are taken after the locking read:
+a claim or renewal that waited for other writers must not hand out a lease partly spent
+while it waited.
 
 Claim tokens are random secrets handed to the runner once; only their SHA-256 is stored
 (``claim_token_hash``). A token stays on a job after its completion, so a repeated
@@ -57,6 +76,7 @@ from runql.db.job_effects import (
 )
 from runql.db.lifecycle import finish_stopped_runs
 from runql.db.models import Job, LogicalJob, Project, Run
+from runql.db.types import utcnow
 from runql.db.users import hash_token
 from runql.db.visibility import Viewer, visible_projects
 
@@ -91,6 +111,7 @@ class Claim:
 
     job: Job
     token: str
+    lease_expires_at: dt.datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +134,14 @@ class ItemOutcome:
 class LeaseItem:
     job_id: int
     token_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Renewals:
+    """The outcomes of a renewal batch, in request order, and the expiry it wrote."""
+
+    outcomes: list[ItemOutcome]
+    lease_expires_at: dt.datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,13 +211,12 @@ async def claim_jobs(
     runner_name: str,
     project_name: str | None,
     limit: int,
-    lease_expires_at: dt.datetime,
-    now: dt.datetime,
+    lease: dt.timedelta,
 ) -> list[Claim]:
     """Claim up to ``limit`` ready jobs the viewer may run: highest run priority first,
     then oldest submission. They become ``RUNNING`` for ``runner_name`` with a fresh token
-    each; runs still ``SUBMITTED`` become ``RUNNING``. At most three statements, whatever
-    ``limit`` is.
+    each and a lease of ``lease`` from the moment they are locked; runs still
+    ``SUBMITTED`` become ``RUNNING``. At most three statements, whatever ``limit`` is.
     """
     stmt = (
         _claimable(viewer, project_name, Job, Run.attempt, Run.status, sqlite=_is_sqlite(session))
@@ -199,12 +227,14 @@ async def claim_jobs(
     rows = (await session.execute(stmt)).all()
     if not rows:
         return []
+    now = utcnow()  # after the write lock (SQLite) and the job locks: the lease is whole
+    lease_expires_at = now + lease
     claims: list[Claim] = []
     params: list[dict[str, Any]] = []
     for job, attempt, _ in rows:
         token = new_claim_token()
         params.append({"b_id": job.id, "b_hash": hash_token(token), "b_attempt": attempt})
-        claims.append(Claim(job=job, token=token))
+        claims.append(Claim(job=job, token=token, lease_expires_at=lease_expires_at))
     jobs = JOBS_TABLE.c
     await session.execute(
         update(JOBS_TABLE)
@@ -313,20 +343,24 @@ async def renew_leases(
     viewer: Viewer,
     leases: Sequence[LeaseItem],
     *,
-    lease_expires_at: dt.datetime,
-) -> list[ItemOutcome]:
-    """Extend every lease whose token still holds the job's claim; an outcome per item,
-    in order. A job of a stopping run is renewed too (its runner winds it down) and
-    answered ``must_stop``. Two statements whatever the batch size."""
-    found = await _locked_jobs(session, viewer, sorted({lease.job_id for lease in leases}))
+    lease: dt.timedelta,
+) -> Renewals:
+    """Extend every lease whose token still holds the job's claim to ``lease`` from now
+    (once the locks are held); an outcome per item, in order. A job of a stopping run is
+    renewed too (its runner winds it down) and answered ``must_stop``. Two statements
+    whatever the batch size, three on PostgreSQL (the runs' share locks)."""
+    ids = sorted({item.job_id for item in leases})
+    await _lock_runs_of_jobs(session, viewer, ids, share=True)
+    found = await _locked_jobs(session, viewer, ids)
+    lease_expires_at = utcnow() + lease
     outcomes: list[ItemOutcome] = []
     renewed: set[int] = set()
-    for lease in leases:
-        row = found.get(lease.job_id)
+    for item in leases:
+        row = found.get(item.job_id)
         if row is None:
             outcomes.append(NOT_FOUND)
             continue
-        refusal = _claim_refusal(row, lease.token_hash)
+        refusal = _claim_refusal(row, item.token_hash)
         if refusal is not None:
             outcomes.append(ItemOutcome(row.id, *refusal, must_stop=True))
         elif row.status not in (JobStatus.RUNNING, JobStatus.TERMINATING):
@@ -348,15 +382,18 @@ async def renew_leases(
             .values(lease_expires_at=lease_expires_at)
             .execution_options(synchronize_session=False)
         )
-    return outcomes
+    return Renewals(outcomes, lease_expires_at)
 
 
 # --- completions -----------------------------------------------------------------------
 
 
-async def _lock_runs_of_jobs(session: AsyncSession, viewer: Viewer, job_ids: Sequence[int]) -> None:
-    """PostgreSQL: lock the runs of ``job_ids`` (id order) before any of their jobs, the
-    order every run-and-job writer keeps. SQLite holds the database write lock already."""
+async def _lock_runs_of_jobs(
+    session: AsyncSession, viewer: Viewer, job_ids: Sequence[int], *, share: bool = False
+) -> None:
+    """PostgreSQL: lock the runs of ``job_ids`` in id order before any of their jobs, the
+    order every waiting writer keeps (``FOR UPDATE``, or ``FOR SHARE`` for renewals).
+    SQLite holds the database write lock already."""
     if _is_sqlite(session):
         return
     runs = select(Job.run_id).where(Job.id.in_(job_ids))
@@ -364,7 +401,7 @@ async def _lock_runs_of_jobs(session: AsyncSession, viewer: Viewer, job_ids: Seq
         select(Run.id)
         .where(Run.id.in_(runs), visible_projects(viewer, Run.project_id))
         .order_by(Run.id)
-        .with_for_update()
+        .with_for_update(read=share)
     )
 
 
@@ -399,7 +436,7 @@ async def complete_jobs(
     viewer: Viewer,
     completions: Sequence[CompletionItem],
     *,
-    now: dt.datetime,
+    now: dt.datetime | None = None,
 ) -> list[ItemOutcome]:
     """Apply a batch of completions; an outcome per item, in request order.
 
@@ -409,12 +446,15 @@ async def complete_jobs(
     call or earlier in this batch) is answered with the job and not applied again. Then,
     set-based: retries for failures with retries left, downstream jobs aborted after a
     failure for good, downstream jobs unblocked after successes, the runs' statuses.
+    ``now`` (``finishedAt``, retries' ``submittedAt``) defaults to the time the locks are
+    held, not the time the request arrived.
     """
     ids = sorted({item.job_id for item in completions})
     await _lock_runs_of_jobs(session, viewer, ids)
     found = await _locked_jobs(
         session, viewer, ids, LogicalJob.retry_limit, LogicalJob.retry_on_failure
     )
+    now = now or utcnow()
     effects = _Effects([], [], [], [], set(), set())
     outcomes: list[ItemOutcome] = []
     applied: dict[int, JobStatus] = {}
@@ -423,12 +463,13 @@ async def complete_jobs(
         if row is None:
             outcomes.append(NOT_FOUND)
             continue
-        if row.id in applied:
-            outcomes.append(_repeat(row, item.status, applied[row.id]))
-            continue
+        # The token first: a repeat is recognised only when it carries the claim's token,
+        # so a forged item after an applied one is refused, not answered as applied.
         refusal = _claim_refusal(row, item.token_hash)
         if refusal is not None:
             outcomes.append(ItemOutcome(row.id, *refusal, must_stop=True))
+        elif row.id in applied:
+            outcomes.append(_repeat(row, item.status, applied[row.id]))
         elif row.status not in (JobStatus.RUNNING, JobStatus.TERMINATING):
             outcomes.append(_repeat(row, item.status))
         else:

@@ -25,8 +25,6 @@ from runql.resolvers.errors import BadInput, LimitExceeded
 
 #: Column widths of ``runs.name`` and ``jobs.name``.
 MAX_NAME_LENGTH = 128
-#: What a runner's report leaves in ``termination_message``.
-MAX_MESSAGE_LENGTH = 1000
 REPLACEMENT = "\ufffd"
 
 _MAX_ID = 2**63 - 1
@@ -68,16 +66,12 @@ def check_name(value: str, field: str) -> str:
 
 
 def clean_message(value: str | None) -> str | None:
-    """A runner's free-text message (often a captured stderr tail) as stored: characters
-    no database can store as text become U+FFFD, and it is cut to
-    ``MAX_MESSAGE_LENGTH`` characters (the last one an ellipsis)."""
-    if value is None:
-        return None
-    if _UNSTORABLE.search(value) is not None:
-        value = _UNSTORABLE.sub(REPLACEMENT, value)
-    if len(value) > MAX_MESSAGE_LENGTH:
-        value = value[: MAX_MESSAGE_LENGTH - 1] + "…"
-    return value
+    """A runner's free-text message (often a captured stderr tail) as it can be stored:
+    characters no database can store as text become U+FFFD. (The database layer cuts it
+    to the column's width.)"""
+    if value is None or _UNSTORABLE.search(value) is None:
+        return value
+    return _UNSTORABLE.sub(REPLACEMENT, value)
 
 
 def parse_id(value: str, field: str) -> int | None:

@@ -17,7 +17,6 @@ from typing import Any
 from runql.db import runner as runner_db
 from runql.db.models import Job
 from runql.db.runner import CompletionItem, CompletionStatus, ItemOutcome, LeaseItem
-from runql.db.types import utcnow
 from runql.db.users import hash_token
 from runql.resolvers.checks import (
     check_batch,
@@ -168,8 +167,8 @@ async def claim_jobs(ctx: Context, data: ClaimJobsData) -> ClaimJobsResult:
         async with ctx.db.read() as session:
             if not await runner_db.claimable_jobs_exist(session, viewer, data.project):
                 return ClaimJobsResult(claims=[])
-    now = utcnow()
-    expires = now + dt.timedelta(seconds=seconds)
+    # The lease starts once the claim holds its locks (the db layer takes the time), not
+    # when the request arrived: waiting for other writers must not use it up.
     async with ctx.db.write() as session:
         claims = await runner_db.claim_jobs(
             session,
@@ -177,11 +176,13 @@ async def claim_jobs(ctx: Context, data: ClaimJobsData) -> ClaimJobsResult:
             runner_name=data.runner_name,
             project_name=data.project,
             limit=data.limit,
-            lease_expires_at=expires,
-            now=now,
+            lease=dt.timedelta(seconds=seconds),
         )
     return ClaimJobsResult(
-        claims=[JobClaim(job=c.job, claim_token=c.token, lease_expires_at=expires) for c in claims]
+        claims=[
+            JobClaim(job=c.job, claim_token=c.token, lease_expires_at=c.lease_expires_at)
+            for c in claims
+        ]
     )
 
 
@@ -206,13 +207,14 @@ async def renew_leases(
         for key in keys
         if not isinstance(key, ItemError) and key[0] is not None
     ]
-    expires = utcnow() + dt.timedelta(seconds=seconds)
     outcomes: list[ItemOutcome] = []
+    expires: dt.datetime | None = None  # taken by the db layer once the locks are held
     if items:
         async with ctx.db.write() as session:
-            outcomes = await runner_db.renew_leases(
-                session, viewer, items, lease_expires_at=expires
+            renewals = await runner_db.renew_leases(
+                session, viewer, items, lease=dt.timedelta(seconds=seconds)
             )
+        outcomes, expires = renewals.outcomes, renewals.lease_expires_at
     found = iter(outcomes)
     results = []
     for i, (key, lease) in enumerate(zip(keys, leases, strict=True)):
@@ -279,7 +281,7 @@ async def complete_jobs(ctx: Context, completions: Sequence[CompletionData]) -> 
     outcomes: list[ItemOutcome] = []
     if items:
         async with ctx.db.write() as session:
-            outcomes = await runner_db.complete_jobs(session, viewer, items, now=utcnow())
+            outcomes = await runner_db.complete_jobs(session, viewer, items)
     found = iter(outcomes)
     results = []
     for i, (data, answer) in enumerate(zip(completions, answers, strict=True)):
