@@ -43,6 +43,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 
 from runql.db.engine import Database
+from runql.error_codes import ErrorCode
 from runql.graphiql import graphiql_page
 from runql.logging import RequestLog, current_request, request_scope
 from runql.resolvers.auth import authenticate
@@ -60,12 +61,12 @@ GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 JSON = "application/json"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _HTTP_CODES = {
-    400: "BAD_REQUEST",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    406: "NOT_ACCEPTABLE",
-    413: "PAYLOAD_TOO_LARGE",
-    415: "UNSUPPORTED_MEDIA_TYPE",
+    400: ErrorCode.BAD_REQUEST,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    406: ErrorCode.NOT_ACCEPTABLE,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
 }
 
 
@@ -250,7 +251,7 @@ class RunqlGraphQL(GraphQL[Context, None]):
         return response
 
     def _refusal(self, refused: _Refused, media: str) -> Response:
-        code = _HTTP_CODES.get(refused.status, "BAD_REQUEST")
+        code = _HTTP_CODES.get(refused.status, ErrorCode.BAD_REQUEST)
         body = {"errors": [{"message": refused.message, "extensions": {"code": code}}]}
         response = JSONResponse(body, refused.status, headers=refused.headers)
         if media == GRAPHQL_RESPONSE_JSON:
@@ -308,7 +309,7 @@ class RunqlGraphQL(GraphQL[Context, None]):
         ):
             response.pop("data", None)
             codes = {(e.extensions or {}).get("code") for e in result.errors or ()}
-            request.state.status = 401 if codes == {"UNAUTHENTICATED"} else 400
+            request.state.status = 401 if codes == {ErrorCode.UNAUTHENTICATED} else 400
         return response
 
     async def render_graphql_ide(self, request: Request) -> Response:

@@ -56,6 +56,7 @@ from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWS
 from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage, StartMessage
 
 from runql.db.engine import Database
+from runql.error_codes import ErrorCode
 from runql.logging import RequestLog, current_request, request_scope
 from runql.resolvers.auth import authenticate
 from runql.resolvers.context import Context
@@ -105,7 +106,7 @@ def _too_big(size: int, limit: int) -> GraphQLError:
     return GraphQLError(
         f"message is {size} bytes, over the limit of {limit} ({LIMIT_SETTING})",
         extensions={
-            "code": "LIMIT_EXCEEDED",
+            "code": ErrorCode.LIMIT_EXCEEDED,
             "limit": limit,
             "actual": size,
             "setting": LIMIT_SETTING,

@@ -11,25 +11,27 @@ from typing import Any
 
 from graphql import GraphQLError
 
+from runql.error_codes import ErrorCode
+
 
 class ClientError(GraphQLError):
     """An expected failure: bad input, not found, forbidden, over a limit."""
 
-    code = "BAD_USER_INPUT"
+    code: ErrorCode = ErrorCode.BAD_USER_INPUT
 
-    def __init__(self, message: str, *, code: str | None = None, **extensions: Any) -> None:
+    def __init__(self, message: str, *, code: ErrorCode | None = None, **extensions: Any) -> None:
         super().__init__(message, extensions={"code": code or self.code, **extensions})
 
 
 class BadInput(ClientError):
-    code = "BAD_USER_INPUT"
+    code = ErrorCode.BAD_USER_INPUT
 
     def __init__(self, field: str, message: str, **extensions: Any) -> None:
         super().__init__(f"{field}: {message}", field=field, **extensions)
 
 
 class LimitExceeded(ClientError):
-    code = "LIMIT_EXCEEDED"
+    code = ErrorCode.LIMIT_EXCEEDED
 
     def __init__(self, field: str, limit: int, actual: int | None = None) -> None:
         got = "" if actual is None else f" (got {actual})"
@@ -37,18 +39,18 @@ class LimitExceeded(ClientError):
 
 
 class Unauthenticated(ClientError):
-    code = "UNAUTHENTICATED"
+    code = ErrorCode.UNAUTHENTICATED
 
     def __init__(self, message: str = "missing or invalid API token") -> None:
         super().__init__(message + ": send the header 'Authorization: Bearer <token>'")
 
 
 class Forbidden(ClientError):
-    code = "FORBIDDEN"
+    code = ErrorCode.FORBIDDEN
 
 
 class NotFound(ClientError):
-    code = "NOT_FOUND"
+    code = ErrorCode.NOT_FOUND
 
 
 @dataclass(frozen=True)

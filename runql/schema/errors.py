@@ -21,18 +21,13 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import PreExecutionError
 
 from runql.db.errors import is_statement_timeout
+from runql.error_codes import ErrorCode
 from runql.logging import current_request_id
 from runql.resolvers.errors import ClientError
-from runql.schema.limits import LIMIT_CODE
 
 logger = logging.getLogger("runql.errors")
 
-INTERNAL = "INTERNAL_SERVER_ERROR"
 INTERNAL_MESSAGE = "Internal server error"
-PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
-VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
-BAD_REQUEST_INPUT = "BAD_USER_INPUT"
-STATEMENT_TIMEOUT = "STATEMENT_TIMEOUT"
 _TOKEN_LIMIT_MARKER = "tokens. Parsing aborted"
 
 
@@ -77,7 +72,7 @@ def public_error(
             error,
             "the database statement took longer than the statement timeout "
             "(RUNQL_STATEMENT_TIMEOUT_MS); ask for less (a smaller page, fewer fields)",
-            {"code": STATEMENT_TIMEOUT, "setting": "RUNQL_STATEMENT_TIMEOUT_MS"},
+            {"code": ErrorCode.STATEMENT_TIMEOUT, "setting": "RUNQL_STATEMENT_TIMEOUT_MS"},
         )
     if not _is_expected(error):
         exc = original or error
@@ -87,17 +82,19 @@ def public_error(
             exc_info=(type(exc), exc, exc.__traceback__),
             extra={"request_id": request_id, "path": error.path},
         )
-        extensions: dict[str, object] = {"code": INTERNAL}
+        extensions: dict[str, object] = {"code": ErrorCode.INTERNAL_SERVER_ERROR}
         if request_id:
             extensions["requestId"] = request_id
         return _located(error, INTERNAL_MESSAGE, extensions)
     if isinstance(error, GraphQLSyntaxError):
         limit = _TOKEN_LIMIT_MARKER in error.message
-        return _with_code(error, LIMIT_CODE if limit else PARSE_FAILED)
+        return _with_code(
+            error, ErrorCode.LIMIT_EXCEEDED if limit else ErrorCode.GRAPHQL_PARSE_FAILED
+        )
     if pre_execution:
-        return _with_code(error, VALIDATION_FAILED)
+        return _with_code(error, ErrorCode.GRAPHQL_VALIDATION_FAILED)
     if error.path is None:  # variable coercion: a request error of the execution phase
-        return _with_code(error, BAD_REQUEST_INPUT)
+        return _with_code(error, ErrorCode.BAD_USER_INPUT)
     return error
 
 
@@ -124,9 +121,7 @@ class ErrorMasking(SchemaExtension):
 
 
 __all__ = [
-    "INTERNAL",
     "INTERNAL_MESSAGE",
-    "STATEMENT_TIMEOUT",
     "ErrorMasking",
     "public_error",
     "public_errors",

@@ -39,10 +39,9 @@ from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
 
+from runql.error_codes import ErrorCode
 from runql.schema.cost import find_operation, operation_cost
 from runql.settings import Settings
-
-LIMIT_CODE = "LIMIT_EXCEEDED"
 
 
 def limit_error(what: str, actual: int, limit: int, setting: str, node: Node) -> GraphQLError:
@@ -51,7 +50,12 @@ def limit_error(what: str, actual: int, limit: int, setting: str, node: Node) ->
     return GraphQLError(
         f"{what} is {actual}, over the limit of {limit} ({variable})",
         node,
-        extensions={"code": LIMIT_CODE, "limit": limit, "actual": actual, "setting": variable},
+        extensions={
+            "code": ErrorCode.LIMIT_EXCEEDED,
+            "limit": limit,
+            "actual": actual,
+            "setting": variable,
+        },
     )
 
 
@@ -239,7 +243,6 @@ def limits_extension(settings: Settings) -> type[SchemaExtension]:
 
 
 __all__ = [
-    "LIMIT_CODE",
     "alias_rule",
     "cost_check",
     "depth_rule",
