@@ -14,6 +14,10 @@ Reads and writes take different paths on purpose:
 
 Every SQL statement is reported to the active :class:`StatementRecorder` (a context
 variable), which feeds the per-request log line and the statement-count guards in tests.
+
+Both engines are built with ``hide_parameters=True``: a database error's text carries the
+statement but not its bound values (run specs, messages, token hashes), so the traceback
+of an unexpected error can be logged as it is.
 """
 
 from __future__ import annotations
@@ -83,6 +87,7 @@ class Database:
         if self.is_sqlite:
             self.engine = create_async_engine(
                 url,
+                hide_parameters=True,
                 connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
                 # Sessions always end their transaction (commit or rollback) before the
                 # connection returns; a second rollback on check-in is a wasted thread hop.
@@ -95,6 +100,7 @@ class Database:
                 server_settings["statement_timeout"] = str(statement_timeout_ms)
             self.engine = create_async_engine(
                 url,
+                hide_parameters=True,
                 pool_size=pool_size,
                 max_overflow=pool_size,
                 pool_pre_ping=False,

@@ -6,6 +6,9 @@ grows with history depth (see ``shared/notes/latest-submissions.md``). These que
 from the page's rows in ``logical_jobs`` (a ``MATERIALIZED`` CTE, so SQLite drives the join
 from the small side) and read, per logical job, only the slice of the unique index
 ``(run_id, replica_num, job_num, submission_num)`` at or above its N-th newest submission.
+
+Lists of ids and keys come from loaders and can be long (tens of thousands): they are bound
+as one parameter per column (``runql.db.key_lists``), never as one parameter per value.
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, func, literal, select, true, tuple_
+from sqlalchemy import ColumnElement, and_, bindparam, func, literal, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from runql.db.enums import JobStatus
+from runql.db.key_lists import dialect_of, in_list, key_params, key_table
 from runql.db.models import HEAVY_JOB_COLUMNS, Job, LogicalJob, Run
 from runql.db.visibility import Viewer, visible_projects
 
@@ -62,26 +66,31 @@ AnyJob = Job | JobRow
 _ROW_COLUMNS = [Job.__table__.c[f.name] for f in fields(JobRow)]
 
 
-def _logical_jobs_cte(by_keys: bool) -> Any:
-    """The page's logical jobs, by ``run_ids`` or by ``keys`` (expanding parameters)."""
-    where: ColumnElement[bool]
+_KEY_COLUMNS = ("run_id", "replica_num", "job_num")
+
+
+def _logical_jobs_cte(dialect: str, by_keys: bool) -> Any:
+    """The page's logical jobs, by the list parameter ``run_ids`` or by ``keys``.
+
+    Keys are a joined list (``key_lists.key_table``), not a row-value ``IN`` list: that
+    one costs PostgreSQL's planner quadratic time and fails past ~12,000 keys, and a page
+    of 100 runs of 5,000 jobs asks for 500,000.
+    """
+    stmt = select(
+        LogicalJob.run_id,
+        LogicalJob.replica_num,
+        LogicalJob.job_num,
+        LogicalJob.latest_submission_num,
+    )
     if by_keys:
-        where = tuple_(LogicalJob.run_id, LogicalJob.replica_num, LogicalJob.job_num).in_(
-            bindparam("keys", expanding=True)
+        keys = key_table("keys", dialect, _KEY_COLUMNS)
+        stmt = stmt.select_from(keys).join(
+            LogicalJob,
+            and_(*(getattr(LogicalJob, column) == keys.c[column] for column in _KEY_COLUMNS)),
         )
     else:
-        where = LogicalJob.run_id.in_(bindparam("run_ids", expanding=True))
-    return (
-        select(
-            LogicalJob.run_id,
-            LogicalJob.replica_num,
-            LogicalJob.job_num,
-            LogicalJob.latest_submission_num,
-        )
-        .where(where)
-        .cte("page_logical_jobs")
-        .prefix_with("MATERIALIZED")
-    )
+        stmt = stmt.where(in_list(LogicalJob.run_id, dialect, name="run_ids"))
+    return stmt.cte("page_logical_jobs").prefix_with("MATERIALIZED")
 
 
 def _same_logical_job(job: Any, lj: Any) -> ColumnElement[bool]:
@@ -104,7 +113,7 @@ def _latest_statement(dialect: str, by_keys: bool, with_statuses: bool) -> Any:
     against ~3 ms for the lateral shape (``bench/RESULTS.md``, scenario 1). SQLite keeps
     the bounded ``ROW_NUMBER()`` window, which its planner runs flat.
     """
-    lj = _logical_jobs_cte(by_keys)
+    lj = _logical_jobs_cte(dialect, by_keys)
     if dialect == "postgresql":
         newest = (
             select(*_ROW_COLUMNS)
@@ -181,11 +190,12 @@ async def latest_submissions(
     """
     if limit < 1 or not (run_ids or keys):
         return []
-    dialect = session.get_bind().dialect.name
+    dialect = dialect_of(session)
     stmt = _latest_statement(dialect, bool(keys), bool(statuses))
     params: dict[str, Any] = {"limit": limit}
     if keys:
-        params["keys"] = [tuple(key) for key in keys]
+        distinct = list(dict.fromkeys(tuple(key) for key in keys))
+        params.update(key_params("keys", dialect, _KEY_COLUMNS, distinct))
     else:
         params["run_ids"] = list(run_ids)
     if dialect != "postgresql":
@@ -196,8 +206,8 @@ async def latest_submissions(
 
 
 @functools.cache
-def _latest_terminated_statement() -> Any:
-    lj = _logical_jobs_cte(by_keys=False)
+def _latest_terminated_statement(dialect: str) -> Any:
+    lj = _logical_jobs_cte(dialect, by_keys=False)
     probe = aliased(Job)
     newest_terminated = (
         select(func.max(probe.submission_num))
@@ -221,7 +231,8 @@ async def latest_terminated(session: AsyncSession, run_ids: Sequence[int]) -> li
     """
     if not run_ids:
         return []
-    rows = await session.execute(_latest_terminated_statement(), {"run_ids": list(run_ids)})
+    stmt = _latest_terminated_statement(dialect_of(session))
+    rows = await session.execute(stmt, {"run_ids": list(run_ids)})
     return [JobRow(*row) for row in rows]
 
 
@@ -244,7 +255,7 @@ async def job_counts(
                 Job.submission_num == LogicalJob.latest_submission_num,
             ),
         )
-        .where(LogicalJob.run_id.in_(run_ids))
+        .where(in_list(LogicalJob.run_id, dialect_of(session), values=run_ids))
         .group_by(Job.run_id, Job.status)
     )
     for run_id, status, count in await session.execute(stmt):
@@ -257,7 +268,11 @@ async def jobs_by_ids(session: AsyncSession, viewer: Viewer, ids: Sequence[int])
     rows = await session.scalars(
         select(Job)
         .join(Run, Run.id == Job.run_id)
-        .where(Job.id.in_(ids), Run.deleted.is_(False), visible_projects(viewer, Run.project_id))
+        .where(
+            in_list(Job.id, dialect_of(session), values=ids),
+            Run.deleted.is_(False),
+            visible_projects(viewer, Run.project_id),
+        )
     )
     return {job.id: job for job in rows}
 
@@ -270,5 +285,6 @@ async def job_columns(
     if unknown:
         raise ValueError(f"not a heavy job column: {sorted(unknown)}")
     cols = [getattr(Job, name) for name in columns]
-    rows = await session.execute(select(Job.id, *cols).where(Job.id.in_(ids)))
+    where = in_list(Job.id, dialect_of(session), values=ids)
+    rows = await session.execute(select(Job.id, *cols).where(where))
     return {row[0]: dict(zip(columns, row[1:], strict=True)) for row in rows}

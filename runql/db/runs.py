@@ -1,4 +1,8 @@
-"""Named read queries over runs: the keyset-paged runs list and lookups by id."""
+"""Named read queries over runs: the keyset-paged runs list and lookups by id.
+
+Id lists come from loaders and can be long: they are one list parameter
+(``runql.db.key_lists``), never one parameter per id.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from sqlalchemy import Select, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from runql.db.enums import ACTIVE_RUN_STATUSES, RunStatus
+from runql.db.key_lists import dialect_of, in_list
 from runql.db.models import HEAVY_RUN_COLUMNS, Project, Run, User
 from runql.db.visibility import Viewer, visible_projects
 
@@ -110,7 +115,9 @@ async def runs_by_ids(session: AsyncSession, viewer: Viewer, ids: Sequence[int])
     """Visible, non-deleted runs by id; invisible and unknown ids are simply absent."""
     rows = await session.scalars(
         select(Run).where(
-            Run.id.in_(ids), Run.deleted.is_(False), visible_projects(viewer, Run.project_id)
+            in_list(Run.id, dialect_of(session), values=ids),
+            Run.deleted.is_(False),
+            visible_projects(viewer, Run.project_id),
         )
     )
     return {run.id: run for run in rows}
@@ -124,5 +131,6 @@ async def run_columns(
     if unknown:
         raise ValueError(f"not a heavy run column: {sorted(unknown)}")
     cols = [getattr(Run, name) for name in columns]
-    rows = await session.execute(select(Run.id, *cols).where(Run.id.in_(ids)))
+    where = in_list(Run.id, dialect_of(session), values=ids)
+    rows = await session.execute(select(Run.id, *cols).where(where))
     return {row[0]: dict(zip(columns, row[1:], strict=True)) for row in rows}

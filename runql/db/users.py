@@ -1,4 +1,8 @@
-"""Users, projects, memberships and API tokens."""
+"""Users, projects, memberships and API tokens.
+
+Lookups by id or name take loader batches, which can be long (federation ``_entities``):
+each list is one parameter (``runql.db.key_lists``), never one parameter per value.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,11 @@ import hashlib
 import secrets
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import String, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from runql.db.enums import MemberRole, UserRole
+from runql.db.key_lists import dialect_of, in_list
 from runql.db.models import Member, Project, User
 from runql.db.visibility import Viewer, visible_projects
 
@@ -71,7 +76,9 @@ async def create_project(
 
 
 async def users_by_ids(session: AsyncSession, ids: Sequence[int]) -> dict[int, User]:
-    rows = await session.scalars(select(User).where(User.id.in_(ids)))
+    rows = await session.scalars(
+        select(User).where(in_list(User.id, dialect_of(session), values=ids))
+    )
     return {user.id: user for user in rows}
 
 
@@ -80,7 +87,7 @@ async def visible_users_by_ids(
 ) -> dict[int, User]:
     """Users the viewer may look up by id (federation's ``_entities``): themselves, anyone
     sharing a project with them, everyone for an ADMIN. Others are absent."""
-    stmt = select(User).where(User.id.in_(ids))
+    stmt = select(User).where(in_list(User.id, dialect_of(session), values=ids))
     if not viewer.is_admin:
         shared = select(Member.user_id).where(visible_projects(viewer, Member.project_id))
         stmt = stmt.where((User.id == viewer.user_id) | User.id.in_(shared.scalar_subquery()))
@@ -92,7 +99,10 @@ async def projects_by_ids(
     session: AsyncSession, viewer: Viewer, ids: Sequence[int]
 ) -> dict[int, Project]:
     rows = await session.scalars(
-        select(Project).where(Project.id.in_(ids), visible_projects(viewer, Project.id))
+        select(Project).where(
+            in_list(Project.id, dialect_of(session), values=ids),
+            visible_projects(viewer, Project.id),
+        )
     )
     return {project.id: project for project in rows}
 
@@ -101,7 +111,10 @@ async def projects_by_names(
     session: AsyncSession, viewer: Viewer, names: Sequence[str]
 ) -> dict[str, Project]:
     rows = await session.scalars(
-        select(Project).where(Project.name.in_(names), visible_projects(viewer, Project.id))
+        select(Project).where(
+            in_list(Project.name, dialect_of(session), values=names, item_type=String()),
+            visible_projects(viewer, Project.id),
+        )
     )
     return {project.name: project for project in rows}
 
@@ -126,7 +139,8 @@ async def member_roles(
     """The viewer's role in each of ``project_ids`` where they are a member."""
     rows = await session.execute(
         select(Member.project_id, Member.role).where(
-            Member.user_id == viewer.user_id, Member.project_id.in_(project_ids)
+            Member.user_id == viewer.user_id,
+            in_list(Member.project_id, dialect_of(session), values=project_ids),
         )
     )
     return {row.project_id: row.role for row in rows}

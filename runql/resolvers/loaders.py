@@ -4,6 +4,8 @@ Every resolver that touches the database goes through one of these, so a page of
 costs one statement per kind of data, never one per run. Each batch opens its own short
 read session: sibling fields resolve concurrently and must not share a session.
 Loaders are built per request (they bind the running event loop and cache per viewer).
+Only the request body bounds a batch's length (``_entities``, big runs), so the queries
+bind each batch as one list parameter, never one parameter per key (``runql.db.key_lists``).
 """
 
 from __future__ import annotations
@@ -155,7 +157,10 @@ SubmissionsKey = tuple[int, int, int, int]
 
 
 class SubmissionsByLogicalJobLoader(_DbLoader):
-    """One logical job's history, newest first, for ``Job.submissions(first)``."""
+    """One logical job's history, newest first, for ``Job.submissions(first)``.
+
+    A page of 100 runs of up to 5,000 jobs batches 500,000 keys into one call: the query
+    takes them as a joined list of fixed parameter count (``runql.db.key_lists``)."""
 
     async def batch_load_fn(self, keys: Sequence[SubmissionsKey]) -> list[list[JobRow]]:
         async def fetch(first: int, members: list[SubmissionsKey]) -> dict[SubmissionsKey, Any]:
