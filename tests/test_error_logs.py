@@ -62,3 +62,23 @@ async def test_a_failed_statement_is_logged_without_its_parameters(
     assert STATEMENT in line  # the statement is there to debug with
     assert SECRET not in line
     assert SECRET not in caplog.text
+
+
+@pytest.mark.usefixtures("failing_run_lookup")
+async def test_a_failed_batch_is_logged_once_not_once_per_key(
+    factory: Factory, gql: GraphQLClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One loader batch fails for every key it held: each field answers its own masked
+    error, the traceback is written once."""
+    user = await factory.user()
+    project = await factory.project(members=[(user, MemberRole.USER)])
+    ids = [str(await factory.run(project, user)) for _ in range(5)]
+    query = "query {" + " ".join(f'r{i}: run(id: "{id_}") {{ name }}' for i, id_ in enumerate(ids))
+    query += "}"
+
+    with caplog.at_level(logging.ERROR, logger="runql.errors"):
+        body = await gql(query, token=user.token, expect_errors=True)
+
+    assert len(body["errors"]) == 5
+    assert {e["extensions"]["code"] for e in body["errors"]} == {"INTERNAL_SERVER_ERROR"}
+    assert len([r for r in caplog.records if r.name == "runql.errors"]) == 1

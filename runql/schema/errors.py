@@ -20,10 +20,9 @@ from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import PreExecutionError
 
-from runql.db.errors import is_statement_timeout
 from runql.error_codes import ErrorCode
 from runql.logging import current_request_id
-from runql.resolvers.errors import ClientError
+from runql.resolvers.errors import ClientError, is_statement_timeout
 
 logger = logging.getLogger("runql.errors")
 
@@ -62,12 +61,26 @@ def _is_expected(error: GraphQLError) -> bool:
 
 
 def public_error(
-    error: GraphQLError, request_id: str | None, *, pre_execution: bool = False
+    error: GraphQLError,
+    request_id: str | None,
+    *,
+    pre_execution: bool = False,
+    logged: set[int] | None = None,
 ) -> GraphQLError:
-    """The error as a client may see it (logs the unexpected ones)."""
+    """The error as a client may see it (logs the unexpected ones).
+
+    ``logged``: ids of the exceptions already logged for this result. A failed loader
+    batch hands one exception to every key of the batch; it is logged once, not once per
+    field that awaited it (a 40,000-key batch would write 40,000 tracebacks)."""
     original = error.original_error
+    seen = logged if logged is not None else set()
+    first = id(original or error) not in seen
+    seen.add(id(original or error))
     if is_statement_timeout(original):
-        logger.warning("statement timeout", extra={"request_id": request_id, "path": error.path})
+        if first:
+            logger.warning(
+                "statement timeout", extra={"request_id": request_id, "path": error.path}
+            )
         return _located(
             error,
             "the database statement took longer than the statement timeout "
@@ -76,12 +89,13 @@ def public_error(
         )
     if not _is_expected(error):
         exc = original or error
-        logger.error(
-            "unexpected error: %s",
-            type(exc).__name__,
-            exc_info=(type(exc), exc, exc.__traceback__),
-            extra={"request_id": request_id, "path": error.path},
-        )
+        if first:
+            logger.error(
+                "unexpected error: %s",
+                type(exc).__name__,
+                exc_info=(type(exc), exc, exc.__traceback__),
+                extra={"request_id": request_id, "path": error.path},
+            )
         extensions: dict[str, object] = {"code": ErrorCode.INTERNAL_SERVER_ERROR}
         if request_id:
             extensions["requestId"] = request_id
@@ -101,7 +115,8 @@ def public_error(
 def public_errors(
     errors: Sequence[GraphQLError], request_id: str | None, *, pre_execution: bool = False
 ) -> list[GraphQLError]:
-    return [public_error(e, request_id, pre_execution=pre_execution) for e in errors]
+    logged: set[int] = set()
+    return [public_error(e, request_id, pre_execution=pre_execution, logged=logged) for e in errors]
 
 
 class ErrorMasking(SchemaExtension):
