@@ -37,9 +37,9 @@ import httpx
 from bench.env import Config, database_url
 from bench.report import Report
 from bench.seed import create_bench_user
+from runql.db.accounts import create_project
 from runql.db.engine import Database
 from runql.db.enums import MemberRole
-from runql.db.users import create_project
 
 SCENARIO = "6 pipeline"
 RUNNERS = 8

@@ -4,7 +4,7 @@ The rows mirror what ``runql.db.lifecycle.insert_run`` writes (a ``runs`` row, o
 ``logical_jobs`` row per ``(run, replica, job)`` and one ``jobs`` row per submission) so
 the service reads exactly the shapes it would have written itself; only the ORM's
 per-object bookkeeping is skipped, which turns minutes of seeding into seconds. Users go
-through ``runql.db.users.create_user`` so their tokens work like real ones.
+through ``runql.db.accounts.create_user`` so their tokens work like real ones.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from typing import Any
 
 from sqlalchemy import and_, case, insert, literal, null, select, true, update
 
+from runql.db.accounts import create_user
 from runql.db.engine import Database
 from runql.db.enums import JobStatus, MemberRole, RunStatus, TerminationReason
 from runql.db.models import Job, LogicalJob, Member, Project, Run
 from runql.db.types import JSONDocument, UTCDateTime, utcnow
-from runql.db.users import create_user
 
 CHUNK = 10_000
 PAGE = 50

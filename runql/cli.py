@@ -78,7 +78,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_user_create(settings: Settings, args: argparse.Namespace) -> int:
-    from runql.db.users import create_user
+    from runql.db.accounts import create_user
 
     async def work(db: Database) -> str:
         async with db.write() as session:
@@ -101,7 +101,7 @@ def _member(value: str) -> tuple[str, MemberRole]:
 
 
 def cmd_project_create(settings: Settings, args: argparse.Namespace) -> int:
-    from runql.db.users import create_project
+    from runql.db.accounts import create_project
 
     async def work(db: Database) -> None:
         async with db.write() as session:

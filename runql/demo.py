@@ -14,12 +14,12 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from runql.db.accounts import count_users, create_project, create_user, hash_token
 from runql.db.engine import Database
 from runql.db.enums import JobStatus, MemberRole, RunStatus, TerminationReason
 from runql.db.lifecycle import JobDefinition, insert_run
 from runql.db.models import Job, LogicalJob, Run, User
 from runql.db.types import utcnow
-from runql.db.users import count_users, create_project, create_user, hash_token
 
 DEMO_USERS = {
     "admin": ("rql_demo_admin_token", True),

@@ -2,7 +2,7 @@
 leases (crashed, lost their network, were killed).
 
 Every ``lease_sweep_seconds`` it asks, with a plain read, whether any lease has expired;
-only then does it open a write transaction and let ``runql.db.runner.requeue_expired``
+only then does it open a write transaction and let ``runql.db.lease_expiry.requeue_expired``
 end those claims (a retry submission when the job's policy allows it, a failure
 otherwise). Several server replicas on one PostgreSQL sweep side by side: runs being swept
 elsewhere are skipped (``SKIP LOCKED``), not waited for.
@@ -30,7 +30,7 @@ from collections.abc import Callable
 import asyncpg
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from runql.db import runner as runner_db
+from runql.db import lease_expiry
 from runql.db.engine import Database
 from runql.db.types import utcnow
 
@@ -100,10 +100,10 @@ class LeaseSweeper:
         total = 0
         while True:
             async with self.db.read() as session:
-                if not await runner_db.expired_leases_exist(session, now):
+                if not await lease_expiry.expired_leases_exist(session, now):
                     return total
             async with self.db.write() as session:
-                ended = await runner_db.requeue_expired(session, now=now, limit=self.batch_size)
+                ended = await lease_expiry.requeue_expired(session, now=now, limit=self.batch_size)
             total += ended
             if ended < self.batch_size:  # done, or the rest is being swept elsewhere
                 return total

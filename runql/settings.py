@@ -149,7 +149,7 @@ FIELD_DOCS: dict[str, str] = {
     "max_jobs_per_run": "Most jobs in one submitted run.",
     "max_json_bytes": "Largest JSON value (spec, result) in bytes.",
     "max_json_depth": "Deepest nesting of a JSON value (spec, result): `{}` is 1, "
-    "`{\"a\": []}` is 2.",
+    '`{"a": []}` is 2.',
     "max_query_cost": "Most objects a document may ask for, estimated before execution from "
     "its page sizes and list arguments (see docs/limits.md).",
     "statement_timeout_ms": "PostgreSQL `statement_timeout` of every connection, in ms "

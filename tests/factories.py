@@ -14,12 +14,12 @@ from typing import Any
 import httpx
 from sqlalchemy import insert, select, update
 
+from runql.db.accounts import create_project, create_user
 from runql.db.engine import Database, StatementRecorder, record_statements
 from runql.db.enums import JobStatus, MemberRole, RunStatus, TerminationReason
 from runql.db.lifecycle import JobDefinition, insert_run
 from runql.db.models import Job, LogicalJob, Member, Run
 from runql.db.types import utcnow
-from runql.db.users import create_project, create_user
 
 
 @dataclass(frozen=True)

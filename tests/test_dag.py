@@ -10,19 +10,21 @@ import pytest
 
 from runql.db.lifecycle import JobDefinition
 from runql.resolvers.checks import check_json_object
-from runql.resolvers.dag import JobInput, find_cycle, validate_jobs
+from runql.resolvers.dag import find_cycle, validate_jobs
 from runql.resolvers.errors import BadInput, LimitExceeded
 
 
-def _validate(*jobs: JobInput, max_jobs: int = 100) -> list[JobDefinition]:
+def _validate(*jobs: JobDefinition, max_jobs: int = 100) -> list[JobDefinition]:
     return validate_jobs(jobs, max_jobs=max_jobs, max_json_bytes=1000, max_json_depth=8)
 
 
 def test_valid_dag_keeps_order_and_drops_repeated_dependencies() -> None:
     jobs = _validate(
-        JobInput("a"),
-        JobInput("b", replicas=3, depends_on=("a", "a"), retry_limit=2, retry_on_failure=False),
-        JobInput("c", depends_on=("b", "a"), spec={"k": 1}),
+        JobDefinition("a"),
+        JobDefinition(
+            "b", replicas=3, depends_on=("a", "a"), retry_limit=2, retry_on_failure=False
+        ),
+        JobDefinition("c", depends_on=("b", "a"), spec={"k": 1}),
     )
 
     assert jobs == [
@@ -61,16 +63,20 @@ def test_a_long_chain_does_not_hit_the_recursion_limit() -> None:
 
 def test_cycle_error_names_the_job_field_and_the_path() -> None:
     with pytest.raises(BadInput) as raised:
-        _validate(JobInput("a"), JobInput("b", depends_on=("c",)), JobInput("c", depends_on=("b",)))
+        _validate(
+            JobDefinition("a"),
+            JobDefinition("b", depends_on=("c",)),
+            JobDefinition("c", depends_on=("b",)),
+        )
 
     assert raised.value.extensions == {"code": "BAD_USER_INPUT", "field": "jobs[1].dependsOn"}
     assert raised.value.message == "jobs[1].dependsOn: dependency cycle: b -> c -> b"
 
 
 def test_logical_job_limit_counts_replicas() -> None:
-    _validate(JobInput("a", replicas=2), JobInput("b", replicas=2), max_jobs=4)
+    _validate(JobDefinition("a", replicas=2), JobDefinition("b", replicas=2), max_jobs=4)
     with pytest.raises(LimitExceeded) as raised:
-        _validate(JobInput("a", replicas=3), JobInput("b", replicas=2), max_jobs=4)
+        _validate(JobDefinition("a", replicas=3), JobDefinition("b", replicas=2), max_jobs=4)
 
     assert raised.value.extensions["limit"] == 4
     assert "(got 5)" in raised.value.message

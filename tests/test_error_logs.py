@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from runql.db import runs as run_queries
 from runql.db.enums import MemberRole
 from runql.db.visibility import Viewer
 from runql.logging import JsonFormatter
+from runql.resolvers.loaders import RunByIdLoader
 from tests.factories import Factory, GraphQLClient
 
 SECRET = "rql_secret-looking-value-0123456789"
@@ -28,12 +28,13 @@ STATEMENT = "SELECT id FROM no_such_table WHERE token_hash = "
 
 @pytest.fixture
 def failing_run_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``runs_by_ids`` runs a statement the database rejects, with a secret bound to it."""
+    """The run loader's query runs a statement the database rejects, with a secret bound
+    to it."""
 
     async def runs_by_ids(session: AsyncSession, viewer: Viewer, ids: Sequence[int]) -> Any:
         await session.execute(text(STATEMENT + ":token_hash"), {"token_hash": SECRET})
 
-    monkeypatch.setattr(run_queries, "runs_by_ids", runs_by_ids)
+    monkeypatch.setattr(RunByIdLoader, "query", staticmethod(runs_by_ids))
 
 
 @pytest.mark.usefixtures("failing_run_lookup")

@@ -1,6 +1,6 @@
 """runql's GraphiQL page over HTTP: served by runql, assets local, CDN only as a fallback.
 
-The page tests point ``runql.graphiql.ASSETS_DIR`` at a folder they fill themselves, so
+The page tests point ``runql.graphiql.page.ASSETS_DIR`` at a folder they fill themselves, so
 they do not depend on ``make install`` having run; the installed files are checked
 against the manifest in their own test. What a browser does with the page is
 tests/test_graphiql_browser.py's job.
@@ -62,14 +62,14 @@ def fake_assets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         path = folder / asset.relative_path
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"/* {asset.relative_path} */\n")
-    monkeypatch.setattr(graphiql, "ASSETS_DIR", folder)
+    monkeypatch.setattr("runql.graphiql.page.ASSETS_DIR", folder)
     return folder
 
 
 @pytest.fixture
 def no_assets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "not-installed"
-    monkeypatch.setattr(graphiql, "ASSETS_DIR", folder)
+    monkeypatch.setattr("runql.graphiql.page.ASSETS_DIR", folder)
     return folder
 
 

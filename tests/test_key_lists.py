@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from runql.db import accounts as account_queries
 from runql.db import jobs as job_queries
 from runql.db import runs as run_queries
-from runql.db import users as user_queries
 from runql.db.engine import Database, record_statements
 from runql.db.enums import MemberRole
 from runql.db.lifecycle import JobDefinition
@@ -89,31 +89,31 @@ LOOKUPS: dict[str, tuple[Lookup, str, Callable[[int], Any], Callable[[Any], set[
         lambda counts: set(counts),
     ),
     "users_by_ids": (
-        lambda s, v, w: user_queries.users_by_ids(s, w["user_ids"]),
+        lambda s, v, w: account_queries.users_by_ids(s, w["user_ids"]),
         "user_ids",
         _absent_id,
         lambda found: set(found),
     ),
     "visible_users_by_ids": (
-        lambda s, v, w: user_queries.visible_users_by_ids(s, v, w["user_ids"]),
+        lambda s, v, w: account_queries.visible_users_by_ids(s, v, w["user_ids"]),
         "user_ids",
         _absent_id,
         lambda found: set(found),
     ),
     "projects_by_ids": (
-        lambda s, v, w: user_queries.projects_by_ids(s, v, w["project_ids"]),
+        lambda s, v, w: account_queries.projects_by_ids(s, v, w["project_ids"]),
         "project_ids",
         _absent_id,
         lambda found: set(found),
     ),
     "projects_by_names": (
-        lambda s, v, w: user_queries.projects_by_names(s, v, w["project_names"]),
+        lambda s, v, w: account_queries.projects_by_names(s, v, w["project_names"]),
         "project_names",
         lambda i: f"absent-{i}",
         lambda found: set(found),
     ),
     "member_roles": (
-        lambda s, v, w: user_queries.member_roles(s, v, w["project_ids"]),
+        lambda s, v, w: account_queries.member_roles(s, v, w["project_ids"]),
         "project_ids",
         _absent_id,
         lambda roles: set(roles),

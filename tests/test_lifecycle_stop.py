@@ -11,7 +11,8 @@ from sqlalchemy import update
 
 from runql.db.engine import Database
 from runql.db.enums import JobStatus, MemberRole, RunStatus, TerminationReason
-from runql.db.lifecycle import JobDefinition, finish_stopped_runs, insert_run
+from runql.db.job_effects import finish_stopped_runs
+from runql.db.lifecycle import JobDefinition, insert_run
 from runql.db.models import Job, Run
 from runql.db.types import utcnow
 from tests.factories import Factory, GraphQLClient, ProjectHandle, UserHandle

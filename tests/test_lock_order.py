@@ -26,10 +26,10 @@ from typing import Any
 from sqlalchemy import select
 
 from runql.db.engine import Database
-from runql.db.enums import JobStatus, MemberRole, RunStatus
+from runql.db.enums import CompletionStatus, JobStatus, MemberRole, RunStatus
 from runql.db.lifecycle import JobDefinition, insert_run
 from runql.db.models import Job, Run
-from runql.db.runner import CompletionStatus
+from runql.db.runner import Claim
 from runql.db.types import utcnow
 from runql.db.visibility import Viewer
 from runql.lease_sweeper import LeaseSweeper
@@ -69,27 +69,30 @@ class Race:
                 for _ in range(n)
             ]
 
-    async def claim_all(self) -> dict[int, list[runner.JobClaim]]:
+    async def claim_all(self) -> dict[int, list[Claim]]:
         """Claim every ready job; the claims grouped by run."""
-        result = await runner.claim_jobs(self.ctx, runner.ClaimJobsData("racer", limit=1000))
-        by_run: dict[int, list[runner.JobClaim]] = defaultdict(list)
-        for claim in result.claims:
+        claims = await runner.claim_jobs(
+            self.ctx, runner_name="racer", limit=1000, project=None, lease_seconds=None
+        )
+        by_run: dict[int, list[Claim]] = defaultdict(list)
+        for claim in claims:
             by_run[claim.job.run_id].append(claim)
         return by_run
 
-    def renew(self, leases: list[runner.LeaseData]) -> Awaitable[runner.LeaseResults]:
-        return runner.renew_leases(self.ctx, self.rng.sample(leases, len(leases)), None)
+    def renew(self, leases: list[runner.Lease]) -> Awaitable[list[runner.JobAnswer]]:
+        shuffled = self.rng.sample(leases, len(leases))
+        return runner.renew_leases(self.ctx, leases=shuffled, lease_seconds=None)
 
     def complete(
-        self, claims: Sequence[runner.JobClaim], status: CompletionStatus
-    ) -> Awaitable[runner.JobResults]:
+        self, claims: Sequence[Claim], status: CompletionStatus
+    ) -> Awaitable[list[runner.JobAnswer]]:
         items = [
-            runner.CompletionData(str(c.job.id), c.claim_token, status)
+            runner.Completion(str(c.job.id), c.token, status)
             for c in self.rng.sample(list(claims), len(claims))
         ]
-        return runner.complete_jobs(self.ctx, items)
+        return runner.complete_jobs(self.ctx, completions=items)
 
-    def stop(self, run_ids: Sequence[int]) -> Awaitable[lifecycle.RunResults]:
+    def stop(self, run_ids: Sequence[int]) -> Awaitable[list[lifecycle.RunAnswer]]:
         ids = [str(i) for i in run_ids]
         return lifecycle.stop_runs(self.ctx, run_ids=ids, project=None, names=None, abort=False)
 
@@ -135,14 +138,14 @@ async def _race(db: Database, factory: Factory, settings: Settings) -> Race:
     return Race(db, ctx, project)
 
 
-def _leases(claims: Sequence[runner.JobClaim]) -> list[runner.LeaseData]:
-    return [runner.LeaseData(str(c.job.id), c.claim_token) for c in claims]
+def _leases(claims: Sequence[Claim]) -> list[runner.Lease]:
+    return [runner.Lease(str(c.job.id), c.token) for c in claims]
 
 
-def _answers(results: runner.LeaseResults) -> set[tuple[str | None, bool]]:
+def _answers(results: list[runner.JobAnswer]) -> set[tuple[str | None, bool]]:
     """A renewal's answers as a set of (error code, mustStop): one element when the
     renewal saw every job of a run in the same state."""
-    return {(r.error and r.error.code, r.must_stop) for r in results.results}
+    return {(r.error and r.error.code, r.must_stop) for r in results}
 
 
 async def test_renewals_racing_a_stop_never_deadlock(
@@ -167,7 +170,7 @@ async def test_renewals_racing_a_stop_never_deadlock(
         for results in renewals:
             # Before the stop (renewed) or after it (renewed, told to stop), never a mix.
             assert _answers(results) in ({(None, False)}, {(None, True)})
-        assert [(r.error, r.run and r.run.status) for r in stopped.results] == [
+        assert [(r.error, r.run and r.run.status) for r in stopped] == [
             (None, RunStatus.TERMINATING)
         ]
         statuses = [job.status for job in await race.jobs(run_id)]
@@ -197,7 +200,7 @@ async def test_renewals_listing_blocked_jobs_racing_completions_that_unblock_or_
         forged_ids: set[str] = set()
         for run_id in run_ids:
             blocked = [j for j in await race.jobs(run_id) if j.status == JobStatus.BLOCKED]
-            forged = [runner.LeaseData(str(j.id), "rqc_not-a-claim") for j in blocked]
+            forged = [runner.Lease(str(j.id), "rqc_not-a-claim") for j in blocked]
             forged_ids.update(lease.job_id for lease in forged)
             leases = _leases(retries[run_id]) + forged
             renewals += [race.renew(leases) for _ in range(2)]
@@ -206,10 +209,10 @@ async def test_renewals_listing_blocked_jobs_racing_completions_that_unblock_or_
         answers = await race.gather(*renewals, *completions)
 
         for results in answers[len(renewals) :]:
-            assert {r.error for r in results.results} == {None}
+            assert {r.error for r in results} == {None}
         for results in answers[: len(renewals)]:
             codes: dict[bool, set[str | None]] = {True: set(), False: set()}
-            for r in results.results:
+            for r in results:
                 codes[r.job_id in forged_ids].add(r.error and r.error.code)
             # The blocked jobs were never claimed; the retries were renewed before the
             # completion or found finished after it, all of them alike.
@@ -245,7 +248,7 @@ async def test_the_lease_sweeper_racing_renewals_completions_and_stops(
         calls: list[Awaitable[Any]] = []
         for run_id in (swept, completed, stopped):
             blocked = [j for j in await race.jobs(run_id) if j.status == JobStatus.BLOCKED]
-            forged = [runner.LeaseData(str(j.id), "rqc_not-a-claim") for j in blocked]
+            forged = [runner.Lease(str(j.id), "rqc_not-a-claim") for j in blocked]
             calls += [race.renew(_leases(claims[run_id]) + forged) for _ in range(2)]
         calls += [
             sweeper.sweep_once(),
@@ -289,7 +292,7 @@ async def test_completions_spanning_runs_racing_each_other_and_a_stop(
     for _ in race.rounds(30):
         run_ids = await race.runs([JobDefinition("shard", replicas=10)], 2)
         claims = await race.claim_all()
-        halves: list[list[runner.JobClaim]] = [[], []]
+        halves: list[list[Claim]] = [[], []]
         for run_id in run_ids:
             halves[0] += claims[run_id][::2]
             halves[1] += claims[run_id][1::2]
@@ -304,8 +307,8 @@ async def test_completions_spanning_runs_racing_each_other_and_a_stop(
         )
 
         for results in answers[:2]:
-            assert {r.error for r in results.results} == {None}
-        stopped = {r.run_id: r for r in answers[2].results}
+            assert {r.error for r in results} == {None}
+        stopped = {r.run_id: r for r in answers[2]}
         for run_id in run_ids:
             run = await race.run(run_id)
             statuses = {job.status for job in await race.jobs(run_id)}

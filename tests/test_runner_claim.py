@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+from runql.db.accounts import hash_token
 from runql.db.engine import Database
 from runql.db.enums import JobStatus, MemberRole, RunStatus
 from runql.db.lifecycle import JobDefinition
-from runql.db.users import hash_token
 from tests.factories import Factory, GraphQLClient
 from tests.runner_helpers import CLAIM, claim, job_rows, run_row
 

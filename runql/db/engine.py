@@ -9,8 +9,8 @@ Reads and writes take different paths on purpose:
 * ``Database.write()`` gives a session whose transaction holds the write lock from its
   first statement: ``BEGIN IMMEDIATE`` on SQLite, behind an in-process lock so concurrent
   requests queue in Python instead of spinning on ``database is locked``. Without this,
-  SQLite's deferred transactions silently lose read-then-write updates (see
-  ``shared/notes/sqlite-writes.md``). PostgreSQL write paths lock rows with ``FOR UPDATE``.
+  SQLite's deferred transactions silently lose read-then-write updates (measured in
+  docs/measurements.md). PostgreSQL write paths lock rows with ``FOR UPDATE``.
 
 Every SQL statement is reported to the active :class:`StatementRecorder` (a context
 variable), which feeds the per-request log line and the statement-count guards in tests.

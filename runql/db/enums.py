@@ -55,6 +55,13 @@ FINISHED_JOB_STATUSES = frozenset(
 ACTIVE_JOB_STATUSES = frozenset(set(JobStatus) - FINISHED_JOB_STATUSES)
 
 
+class CompletionStatus(enum.StrEnum):
+    """What a runner may report for a job it ran."""
+
+    DONE = "DONE"
+    FAILED = "FAILED"
+
+
 class TerminationReason(enum.StrEnum):
     """Why a job submission (or a run) ended."""
 

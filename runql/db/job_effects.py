@@ -1,9 +1,13 @@
-"""What finished jobs set off, as set-based statements: retry submissions, unblocking
-downstream jobs, aborting jobs that can never run, and the run's status roll-up.
+"""Every effect of a finished job, as set-based statements: retry submissions, unblocking
+downstream jobs, aborting jobs that can never run, the run's status roll-up, and finishing
+stopped runs.
 
-Shared by completions (``runql.db.runner``) and the lease sweeper. Each function is a
-fixed number of statements whatever the number of jobs; the statements are built once
-(``functools.cache``) because building them costs more than running them on small batches.
+:class:`FinishedJobs` is the one way in: completions (``runql.db.runner``), lease expiry
+(``runql.db.lease_expiry``) and stops (``runql.db.lifecycle``) record the jobs they just
+ended, classified once here, and ``apply`` sets off the rest in the order that keeps it
+exact. Each statement costs the same whatever the number of jobs; the statements are built
+once (``functools.cache``) because building them costs more than running them on small
+batches.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Iterable, Sequence
-from typing import Any, cast
+from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -19,6 +24,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    exists,
     insert,
     literal,
     literal_column,
@@ -30,9 +36,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from runql.db.enums import JobStatus, RunStatus, TerminationReason
+from runql.db.enums import ACTIVE_JOB_STATUSES, JobStatus, RunStatus, TerminationReason
 from runql.db.models import Job, JobDependency, LogicalJob, Run
-from runql.db.types import UTCDateTime
+from runql.db.types import UTCDateTime, utcnow
 
 #: Runs whose ready jobs may be claimed (a stopping run's are terminated, not claimed).
 CLAIMABLE_RUN_STATUSES = (RunStatus.SUBMITTED, RunStatus.RUNNING)
@@ -90,7 +96,7 @@ def _retry_statements() -> tuple[Any, Any]:
     return add, move
 
 
-async def add_retry_submissions(
+async def _add_retry_submissions(
     session: AsyncSession, failed_ids: Sequence[int], now: dt.datetime
 ) -> None:
     """A new ``SUBMITTED`` submission (``submission_num + 1``, same spec) for each failed
@@ -196,7 +202,7 @@ def _unblock_statement() -> Any:
     )
 
 
-async def unblock_downstream(session: AsyncSession, done_ids: Sequence[int]) -> None:
+async def _unblock_downstream(session: AsyncSession, done_ids: Sequence[int]) -> None:
     """``BLOCKED`` jobs downstream of the jobs ``done_ids`` (just finished ``DONE``) become
     ``SUBMITTED`` when every replica of every job they wait for is ``DONE`` (its latest
     submission). One statement: candidates from the upstream index, each checked
@@ -228,7 +234,7 @@ def _abort_statement() -> Any:
     )
 
 
-async def abort_downstream(
+async def _abort_downstream(
     session: AsyncSession, failed_ids: Sequence[int], now: dt.datetime
 ) -> None:
     """Every job downstream (transitively) of the jobs ``failed_ids`` (failed for good) can
@@ -276,7 +282,7 @@ def _roll_up_statement() -> Any:
     )
 
 
-async def roll_up_runs(session: AsyncSession, run_ids: Iterable[int], now: dt.datetime) -> None:
+async def _roll_up_runs(session: AsyncSession, run_ids: Iterable[int], now: dt.datetime) -> None:
     """Bring the status of the (not stopping, not finished) ``run_ids`` in line with their
     jobs, in one UPDATE that writes only the runs whose status changes:
 
@@ -288,3 +294,120 @@ async def roll_up_runs(session: AsyncSession, run_ids: Iterable[int], now: dt.da
     ``finished_at`` is set in the same write, so exactly once.
     """
     await session.execute(_roll_up_statement(), {"run_ids": sorted(run_ids), "now": now})
+
+
+async def finish_stopped_runs(
+    session: AsyncSession, run_ids: Iterable[int], now: dt.datetime | None = None
+) -> set[int]:
+    """Move each ``TERMINATING`` run of ``run_ids`` with no active job left to ``TERMINATED``
+    (reason ``TERMINATED_BY_USER``); returns the ids it finished.
+
+    One UPDATE whatever the number of runs. Call it after any change that may have ended
+    a stopping run's last active job: a graceful stop, or a runner completing a
+    ``TERMINATING`` job. Runs in other statuses are left alone.
+    """
+    ids = list(run_ids)
+    if not ids:
+        return set()
+    active_job = exists().where(
+        LogicalJob.run_id == Run.id,
+        Job.run_id == LogicalJob.run_id,
+        Job.replica_num == LogicalJob.replica_num,
+        Job.job_num == LogicalJob.job_num,
+        Job.submission_num == LogicalJob.latest_submission_num,
+        Job.status.in_(sorted(ACTIVE_JOB_STATUSES)),
+    )
+    stmt = (
+        update(Run)
+        .where(Run.id.in_(ids), Run.status == RunStatus.TERMINATING, ~active_job)
+        .values(
+            status=RunStatus.TERMINATED,
+            finished_at=now or utcnow(),
+            termination_reason=TerminationReason.TERMINATED_BY_USER.value,
+        )
+        .returning(Run.id)
+        .execution_options(synchronize_session="fetch")
+    )
+    return set(await session.scalars(stmt))
+
+
+# --- the one way in --------------------------------------------------------------------
+
+
+class FinishingJob(Protocol):
+    """The columns of a job that classify how it ended (a plain row, not an ORM object)."""
+
+    id: int
+    run_id: int
+    submission_num: int
+    status: JobStatus
+    run_status: RunStatus
+    retry_limit: int
+
+
+@dataclass(slots=True)
+class FinishedJobs:
+    """The jobs that just finished in one transaction, by what they set off.
+
+    ``done`` may unblock downstream jobs; ``retried`` (failed, a retry left) get a new
+    submission; ``failed_for_good`` abort what is downstream of them; ``stopped`` (jobs of
+    stopping runs) set off nothing but, maybe, the end of their run. ``runs`` are the runs
+    touched: their status is rolled up, except ``stopping_runs``, which are finished once no
+    job of theirs is active.
+    """
+
+    done: list[int] = field(default_factory=list)
+    retried: list[int] = field(default_factory=list)
+    failed_for_good: list[int] = field(default_factory=list)
+    stopped: list[int] = field(default_factory=list)
+    runs: set[int] = field(default_factory=set)
+    stopping_runs: set[int] = field(default_factory=set)
+
+    @classmethod
+    def of_stopped_runs(cls, run_ids: Iterable[int]) -> FinishedJobs:
+        """The jobs a stop just ended, by run: ended set-based, so not listed one by one."""
+        runs = set(run_ids)
+        return cls(runs=runs, stopping_runs=set(runs))
+
+    def add(self, job: FinishingJob, *, succeeded: bool, may_retry: bool) -> JobStatus:
+        """Record that ``job`` just ended; returns the status it ends in.
+
+        A job of a stopping run (the job or its run ``TERMINATING``) ends ``TERMINATED``
+        whatever happened. Otherwise ``DONE`` when it ``succeeded``, else ``FAILED``: with a
+        retry when its policy for this kind of failure (``may_retry``) allows one and it has
+        retries left (``submission_num < retry_limit``), for good otherwise.
+        """
+        self.runs.add(job.run_id)
+        if job.status == JobStatus.TERMINATING or job.run_status == RunStatus.TERMINATING:
+            self.stopped.append(job.id)
+            self.stopping_runs.add(job.run_id)
+            return JobStatus.TERMINATED
+        if succeeded:
+            self.done.append(job.id)
+            return JobStatus.DONE
+        if may_retry and job.submission_num < job.retry_limit:
+            self.retried.append(job.id)
+        else:
+            self.failed_for_good.append(job.id)
+        return JobStatus.FAILED
+
+    @property
+    def failed(self) -> list[int]:
+        """Every job that ended ``FAILED`` (with a retry or for good), in id order."""
+        return sorted(self.retried + self.failed_for_good)
+
+    async def apply(self, session: AsyncSession, now: dt.datetime) -> None:
+        """What the jobs set off, in an order that keeps it exact: retries first, then
+        aborting (a job downstream of a failure must not be unblocked), then unblocking,
+        then the runs' statuses, then the stopping runs left with nothing active. The
+        jobs' own rows are written by the caller, before this."""
+        if self.retried:
+            await _add_retry_submissions(session, self.retried, now)
+        if self.failed_for_good:
+            await _abort_downstream(session, self.failed_for_good, now)
+        if self.done:
+            await _unblock_downstream(session, self.done)
+        if self.runs - self.stopping_runs:
+            await _roll_up_runs(session, self.runs - self.stopping_runs, now)
+        if self.stopping_runs:
+            await finish_stopped_runs(session, self.stopping_runs, now)

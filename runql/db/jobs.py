@@ -2,7 +2,7 @@
 
 The runs page asks for the latest N submissions of every logical job of up to 100 runs.
 A plain ``ROW_NUMBER()`` window over those runs reads every past submission, so its cost
-grows with history depth (see ``shared/notes/latest-submissions.md``). These queries start
+grows with history depth (measured in docs/measurements.md). These queries start
 from the page's rows in ``logical_jobs`` (a ``MATERIALIZED`` CTE, so SQLite drives the join
 from the small side) and read, per logical job, only the slice of the unique index
 ``(run_id, replica_num, job_num, submission_num)`` at or above its N-th newest submission.
@@ -24,9 +24,10 @@ from sqlalchemy import ColumnElement, and_, bindparam, func, literal, select, tr
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from runql.db.dialect import dialect_of
 from runql.db.enums import JobStatus
-from runql.db.key_lists import dialect_of, in_list, key_params, key_table
-from runql.db.models import HEAVY_JOB_COLUMNS, Job, LogicalJob, Run
+from runql.db.key_lists import in_list, key_params, key_table
+from runql.db.models import HEAVY_JOB_COLUMNS, Job, LogicalJob, Run, submission_of
 from runql.db.visibility import Viewer, visible_projects
 
 #: ``(run_id, replica_num, job_num)``
@@ -249,9 +250,7 @@ async def job_counts(
         .join(
             Job,
             and_(
-                Job.run_id == LogicalJob.run_id,
-                Job.replica_num == LogicalJob.replica_num,
-                Job.job_num == LogicalJob.job_num,
+                submission_of(Job, LogicalJob),
                 Job.submission_num == LogicalJob.latest_submission_num,
             ),
         )

@@ -50,7 +50,6 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import FromClause
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -63,10 +62,6 @@ class JSONList(TypeDecorator[Any]):
 
     def process_bind_param(self, value: Any, dialect: Any) -> str | None:
         return None if value is None else json.dumps(list(value), separators=(",", ":"))
-
-
-def dialect_of(session: AsyncSession) -> str:
-    return session.get_bind().dialect.name
 
 
 def _list_param(name: str | None, dialect: str, item_type: TypeEngine[Any], value: Any) -> Any:

@@ -12,18 +12,20 @@ why it rules out deadlocks, is in ``runql.db.runner``). A stop holds every run i
 before its first job UPDATE, so it may update their jobs in any (plan) order: every other
 writer that waits for those jobs takes their run first (renewals ``FOR SHARE``, completions
 and sweeps ``FOR UPDATE``) and so waits at the run instead; claims never wait.
+
+What the jobs a stop ends set off (the run ``TERMINATED`` once none is active) goes through
+``runql.db.job_effects.FinishedJobs``, as for jobs ended by runners or lease expiry.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, insert, select, tuple_, update
+from sqlalchemy import ColumnElement, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,14 +36,20 @@ from runql.db.enums import (
     RunStatus,
     TerminationReason,
 )
+from runql.db.job_effects import FinishedJobs
 from runql.db.models import Job, JobDependency, LogicalJob, Member, Project, Run
 from runql.db.types import utcnow
 from runql.db.visibility import Viewer, visible_projects
+from runql.error_codes import ErrorCode
 
 
 @dataclass(frozen=True)
 class JobDefinition:
-    """One job of a run as submitted; ``depends_on`` names other jobs of the same run."""
+    """One job of a run as submitted; ``depends_on`` names other jobs of the same run.
+
+    Also what the API's ``JobInput`` becomes as the client sent it: the resolvers check
+    such definitions (``spec`` may then be any JSON value) before any is written.
+    """
 
     name: str
     replicas: int = 1
@@ -223,21 +231,13 @@ def may_manage_run(viewer: Viewer, run_user_id: int, role: MemberRole | None) ->
     return viewer.is_admin or run_user_id == viewer.user_id or role in MANAGING_ROLES
 
 
-class Refusal(enum.StrEnum):
-    """Why a requested run was left alone (the per-item error codes of bulk calls)."""
-
-    NOT_FOUND = "NOT_FOUND"
-    FORBIDDEN = "FORBIDDEN"
-    ALREADY_FINISHED = "ALREADY_FINISHED"
-    NOT_FINISHED = "NOT_FINISHED"
-
-
 @dataclass(frozen=True)
-class Outcome:
-    """One requested run after a bulk call: the run as it now is, or why not."""
+class RunOutcome:
+    """One requested run after a bulk call: the run as it now is, or why not
+    (``FORBIDDEN``, ``ALREADY_FINISHED``, ``NOT_FINISHED``; ``NOT_FOUND`` is the caller's)."""
 
     run: Run | None = None
-    refusal: Refusal | None = None
+    refusal: ErrorCode | None = None
 
 
 @dataclass(frozen=True)
@@ -310,41 +310,6 @@ def _latest_submissions_of(run_ids: Iterable[int]) -> ColumnElement[bool]:
 # --- stopping --------------------------------------------------------------------------
 
 
-async def finish_stopped_runs(
-    session: AsyncSession, run_ids: Iterable[int], now: dt.datetime | None = None
-) -> set[int]:
-    """Move each ``TERMINATING`` run of ``run_ids`` with no active job left to ``TERMINATED``
-    (reason ``TERMINATED_BY_USER``); returns the ids it finished.
-
-    One UPDATE whatever the number of runs. Call it after any change that may have ended
-    a stopping run's last active job: a graceful stop, or a runner completing a
-    ``TERMINATING`` job. Runs in other statuses are left alone.
-    """
-    ids = list(run_ids)
-    if not ids:
-        return set()
-    active_job = exists().where(
-        LogicalJob.run_id == Run.id,
-        Job.run_id == LogicalJob.run_id,
-        Job.replica_num == LogicalJob.replica_num,
-        Job.job_num == LogicalJob.job_num,
-        Job.submission_num == LogicalJob.latest_submission_num,
-        Job.status.in_(sorted(ACTIVE_JOB_STATUSES)),
-    )
-    stmt = (
-        update(Run)
-        .where(Run.id.in_(ids), Run.status == RunStatus.TERMINATING, ~active_job)
-        .values(
-            status=RunStatus.TERMINATED,
-            finished_at=now or utcnow(),
-            termination_reason=TerminationReason.TERMINATED_BY_USER.value,
-        )
-        .returning(Run.id)
-        .execution_options(synchronize_session="fetch")
-    )
-    return set(await session.scalars(stmt))
-
-
 async def stop_runs(
     session: AsyncSession,
     viewer: Viewer,
@@ -352,7 +317,7 @@ async def stop_runs(
     *,
     abort: bool = False,
     now: dt.datetime | None = None,
-) -> dict[int, Outcome]:
+) -> dict[int, RunOutcome]:
     """Stop the ``locked`` runs the viewer may manage; an outcome per locked run id.
 
     Graceful: the run goes ``TERMINATING``; jobs a runner has not claimed yet (BLOCKED,
@@ -363,18 +328,18 @@ async def stop_runs(
     At most six UPDATEs, whatever the number of runs.
     """
     now = now or utcnow()
-    outcomes: dict[int, Outcome] = {}
+    outcomes: dict[int, RunOutcome] = {}
     graceful: list[int] = []
     aborted: list[int] = []
     for run in locked.runs:
         status = RunStatus(run.status)
         if not locked.may_manage(viewer, run):
-            outcomes[run.id] = Outcome(refusal=Refusal.FORBIDDEN)
+            outcomes[run.id] = RunOutcome(refusal=ErrorCode.FORBIDDEN)
             continue
         if status.is_finished:
-            outcomes[run.id] = Outcome(refusal=Refusal.ALREADY_FINISHED)
+            outcomes[run.id] = RunOutcome(refusal=ErrorCode.ALREADY_FINISHED)
             continue
-        outcomes[run.id] = Outcome(run=run)
+        outcomes[run.id] = RunOutcome(run=run)
         if abort:
             aborted.append(run.id)
         elif status != RunStatus.TERMINATING:
@@ -395,7 +360,7 @@ async def stop_runs(
             finished_at=now,
         )
         await _end_jobs(session, graceful, {JobStatus.RUNNING}, status=JobStatus.TERMINATING)
-        await finish_stopped_runs(session, graceful, now)
+        await FinishedJobs.of_stopped_runs(graceful).apply(session, now)
     if aborted:
         await _end_jobs(
             session,
@@ -435,21 +400,21 @@ async def _end_jobs(
 
 async def delete_runs(
     session: AsyncSession, viewer: Viewer, locked: LockedRuns
-) -> dict[int, Outcome]:
+) -> dict[int, RunOutcome]:
     """Soft-delete the finished ``locked`` runs the viewer may manage, in one UPDATE.
 
     The rows stay (jobs keep their history) but every read path filters them out, and
     the name becomes free: the unique name index covers live runs only.
     """
-    outcomes: dict[int, Outcome] = {}
+    outcomes: dict[int, RunOutcome] = {}
     deleted: list[int] = []
     for run in locked.runs:
         if not locked.may_manage(viewer, run):
-            outcomes[run.id] = Outcome(refusal=Refusal.FORBIDDEN)
+            outcomes[run.id] = RunOutcome(refusal=ErrorCode.FORBIDDEN)
         elif not RunStatus(run.status).is_finished:
-            outcomes[run.id] = Outcome(refusal=Refusal.NOT_FINISHED)
+            outcomes[run.id] = RunOutcome(refusal=ErrorCode.NOT_FINISHED)
         else:
-            outcomes[run.id] = Outcome(run=run)
+            outcomes[run.id] = RunOutcome(run=run)
             deleted.append(run.id)
     if deleted:
         await session.execute(

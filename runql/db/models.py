@@ -12,12 +12,14 @@ from typing import Any
 
 from sqlalchemy import (
     Boolean,
+    ColumnElement,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
     String,
+    and_,
     text,
 )
 from sqlalchemy import Enum as SAEnum
@@ -224,3 +226,13 @@ class Job(Base):
 #: Columns never selected unless a query asks for the field.
 HEAVY_RUN_COLUMNS = ("spec", "summary", "system_metrics")
 HEAVY_JOB_COLUMNS = ("spec", "result")
+
+
+def submission_of(job: Any, logical_job: Any) -> ColumnElement[bool]:
+    """Join condition: ``job`` (the ``Job`` entity or an alias) is a submission of
+    ``logical_job`` (``LogicalJob`` or an alias)."""
+    return and_(
+        logical_job.run_id == job.run_id,
+        logical_job.replica_num == job.replica_num,
+        logical_job.job_num == job.job_num,
+    )

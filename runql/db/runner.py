@@ -1,6 +1,7 @@
-"""Set-based writes of the runner API: claims, lease renewals, completions, lease expiry.
-What a finished job sets off (unblocking, retries, aborting downstream jobs, the run's
-status) is in ``runql.db.job_effects``.
+"""Set-based writes of the runner API: claims, lease renewals and completions. What a
+finished job sets off (unblocking, retries, aborting downstream jobs, the run's status) is
+in ``runql.db.job_effects``; taking jobs back from runners whose lease expired is in
+``runql.db.lease_expiry``.
 
 The hot path of an orchestrator is claims and completions, so every call here costs a
 fixed number of statements whatever the batch size: one read of the requested rows, one
@@ -16,13 +17,13 @@ locked by transactions that hold its run: exclusively, or shared by renewals tha
 jobs in id order too. No two writers can wait for each other in a cycle, whatever order a
 later statement updates a run's jobs in:
 
-* Stops, deletes (``runql.db.lifecycle.lock_runs``), completions and the lease sweeper lock
-  their runs ``FOR UPDATE``, then the jobs they read, in id order; unblocking, aborting and
-  stopping then update other jobs of those runs in plan order, which is safe because no
-  other waiting writer can hold them. Two completions of the same run serialise, which is
-  what makes unblocking exact (each sees the other's finished upstream jobs). The sweeper
-  takes runs with ``SKIP LOCKED``: it never waits for a run, and leaves a busy one to its
-  next sweep.
+* Stops, deletes (``runql.db.lifecycle.lock_runs``), completions and the lease sweeper
+  (``runql.db.lease_expiry``) lock their runs ``FOR UPDATE``, then the jobs they read, in
+  id order; unblocking, aborting and stopping then update other jobs of those runs in plan
+  order, which is safe because no other waiting writer can hold them. Two completions of
+  the same run serialise, which is what makes unblocking exact (each sees the other's
+  finished upstream jobs). The sweeper takes runs with ``SKIP LOCKED``: it never waits for
+  a run, and leaves a busy one to its next sweep.
 * Renewals lock their runs ``FOR SHARE``, then the renewed jobs. Share locks do not
   conflict, so renewals of one run go side by side, but a renewal and a stop, completion
   or sweep of the run (``FOR UPDATE``) wait for each other at the run, never halfway
@@ -47,62 +48,31 @@ clears it, so a late runner's writes are refused as stale.
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, cast
 
-from sqlalchemy import (
-    ColumnElement,
-    and_,
-    bindparam,
-    select,
-    update,
-)
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from runql.db.enums import JobStatus, RunStatus, TerminationReason
-from runql.db.job_effects import (
-    CLAIMABLE_RUN_STATUSES,
-    JOBS_TABLE,
-    LEASED_SQL,
-    abort_downstream,
-    add_retry_submissions,
-    roll_up_runs,
-    status_in,
-    unblock_downstream,
-)
-from runql.db.lifecycle import finish_stopped_runs
-from runql.db.models import Job, LogicalJob, Project, Run
+from runql.db.accounts import hash_token
+from runql.db.dialect import is_sqlite
+from runql.db.enums import CompletionStatus, JobStatus, RunStatus, TerminationReason
+from runql.db.job_effects import CLAIMABLE_RUN_STATUSES, JOBS_TABLE, FinishedJobs, status_in
+from runql.db.models import Job, LogicalJob, Project, Run, submission_of
 from runql.db.types import utcnow
-from runql.db.users import hash_token
 from runql.db.visibility import Viewer, visible_projects
+from runql.error_codes import ErrorCode
 
 CLAIM_TOKEN_PREFIX = "rqc_"
 #: What a runner's report leaves in ``termination_message`` (the column's width).
 MAX_MESSAGE_LENGTH = 1000
-LEASE_EXPIRED_MESSAGE = "lease expired: the runner stopped renewing its claim"
 
 
 def new_claim_token() -> str:
     return CLAIM_TOKEN_PREFIX + secrets.token_urlsafe(24)
-
-
-class CompletionStatus(enum.StrEnum):
-    """What a runner may report for a job it ran."""
-
-    DONE = "DONE"
-    FAILED = "FAILED"
-
-
-class Refusal(enum.StrEnum):
-    """Why an item of a renewal or completion batch was not applied (its error code)."""
-
-    NOT_FOUND = "NOT_FOUND"
-    STALE_CLAIM = "STALE_CLAIM"
-    INVALID_STATE = "INVALID_STATE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +85,9 @@ class Claim:
 
 
 @dataclass(frozen=True, slots=True)
-class ItemOutcome:
-    """One item of a batch: the id of the job it applied to, or why it was refused.
+class JobOutcome:
+    """One item of a renewal or completion batch: the id of the job it applied to, or why
+    it was refused (``NOT_FOUND``, ``STALE_CLAIM`` or ``INVALID_STATE``).
 
     Only the id: most runners do not ask for the job back, so the callers load it (with
     the per-request loader, one statement) only when the response needs it.
@@ -125,7 +96,7 @@ class ItemOutcome:
     """
 
     job_id: int | None = None
-    refusal: Refusal | None = None
+    refusal: ErrorCode | None = None
     detail: str = ""
     must_stop: bool = False
 
@@ -140,7 +111,7 @@ class LeaseItem:
 class Renewals:
     """The outcomes of a renewal batch, in request order, and the expiry it wrote."""
 
-    outcomes: list[ItemOutcome]
+    outcomes: list[JobOutcome]
     lease_expires_at: dt.datetime
 
 
@@ -154,11 +125,6 @@ class CompletionItem:
     exit_status: int | None = None
     message: str | None = None
     result: dict[str, Any] | None = None
-
-
-def _is_sqlite(session: AsyncSession) -> bool:
-    bind = session.bind
-    return bind is not None and bind.dialect.name == "sqlite"
 
 
 def _set(job: Job, **values: Any) -> None:
@@ -200,7 +166,7 @@ async def claimable_jobs_exist(
 ) -> bool:
     """Whether a claim could find work: a plain read, so SQLite callers can skip taking
     the write lock for an empty claim (idle runners poll; they must not queue writers)."""
-    stmt = _claimable(viewer, project_name, Job.id, sqlite=_is_sqlite(session)).limit(1)
+    stmt = _claimable(viewer, project_name, Job.id, sqlite=is_sqlite(session)).limit(1)
     return (await session.scalar(stmt)) is not None
 
 
@@ -219,7 +185,7 @@ async def claim_jobs(
     ``SUBMITTED`` become ``RUNNING``. At most three statements, whatever ``limit`` is.
     """
     stmt = (
-        _claimable(viewer, project_name, Job, Run.attempt, Run.status, sqlite=_is_sqlite(session))
+        _claimable(viewer, project_name, Job, Run.attempt, Run.status, sqlite=is_sqlite(session))
         .order_by(Run.priority.desc(), Job.submitted_at, Job.id)
         .limit(limit)
         .with_for_update(of=Job, skip_locked=True)
@@ -274,33 +240,51 @@ async def claim_jobs(
     return claims
 
 
-# --- the claim check shared by renewals and completions --------------------------------
+# --- the locking read and claim check shared by renewals and completions ---------------
 
 
-def _claim_refusal(job: Any, token_hash: str) -> tuple[Refusal, str] | None:
-    """Whether the caller's token still holds the job's current claim (``job``: a row of
-    :func:`_locked_jobs`)."""
-    if job.claim_token_hash is None or not secrets.compare_digest(job.claim_token_hash, token_hash):
-        return Refusal.STALE_CLAIM, (
-            "the claim token does not match the job's current claim "
-            "(its lease expired and it was requeued, or it was claimed with another token)"
-        )
-    if job.run_attempt != job.attempt:
-        return Refusal.STALE_CLAIM, "the run was restarted since this job was claimed"
-    if job.status == JobStatus.ABORTED:
-        return Refusal.STALE_CLAIM, "the job was aborted"
-    return None
+class LockedJob(Protocol):
+    """A row of :func:`_locked_jobs`: the job's columns deciding needs, with its run's
+    status and attempt (a plain row, no ORM object per item)."""
+
+    id: int
+    run_id: int
+    job_num: int
+    submission_num: int
+    status: JobStatus
+    claim_token_hash: str | None
+    run_attempt: int
+    run_status: RunStatus
+    attempt: int
 
 
-# --- renewals --------------------------------------------------------------------------
+class LockedCompletion(LockedJob, Protocol):
+    """A row of :func:`_locked_completions`: a locked job with its retry policy."""
+
+    retry_limit: int
+    retry_on_failure: bool
 
 
-async def _locked_jobs(
-    session: AsyncSession, viewer: Viewer, ids: Sequence[int], *extra: Any
-) -> dict[int, Any]:
-    """The requested jobs of visible, live runs (only the columns deciding needs, as
-    plain rows: no ORM objects per item) with their run's status and attempt, locked in id
-    order; absent ids are unknown or not visible."""
+async def _lock_runs_of_jobs(
+    session: AsyncSession, viewer: Viewer, job_ids: Sequence[int], *, share: bool = False
+) -> None:
+    """PostgreSQL: lock the runs of ``job_ids`` in id order before any of their jobs, the
+    order every waiting writer keeps (``FOR UPDATE``, or ``FOR SHARE`` for renewals).
+    SQLite holds the database write lock already."""
+    if is_sqlite(session):
+        return
+    runs = select(Job.run_id).where(Job.id.in_(job_ids))
+    await session.execute(
+        select(Run.id)
+        .where(Run.id.in_(runs), visible_projects(viewer, Run.project_id))
+        .order_by(Run.id)
+        .with_for_update(read=share)
+    )
+
+
+def _locking_read(viewer: Viewer, ids: Sequence[int], *extra: Any) -> Select[Any]:
+    """The requested jobs of visible, live runs, locked in id order, with the columns of
+    :class:`LockedJob` and the logical job's columns ``extra``."""
     stmt = (
         select(
             Job.id,
@@ -320,22 +304,48 @@ async def _locked_jobs(
         .with_for_update(of=Job)
     )
     if extra:
-        stmt = stmt.join(
-            LogicalJob,
-            and_(
-                LogicalJob.run_id == Job.run_id,
-                LogicalJob.replica_num == Job.replica_num,
-                LogicalJob.job_num == Job.job_num,
-            ),
+        stmt = stmt.join(LogicalJob, submission_of(Job, LogicalJob))
+    return stmt
+
+
+async def _locked_jobs(
+    session: AsyncSession, viewer: Viewer, ids: Sequence[int]
+) -> dict[int, LockedJob]:
+    """The requested jobs, locked, by id; absent ids are unknown or not visible."""
+    rows = await session.execute(_locking_read(viewer, ids))
+    return cast("dict[int, LockedJob]", {row.id: row for row in rows})
+
+
+async def _locked_completions(
+    session: AsyncSession, viewer: Viewer, ids: Sequence[int]
+) -> dict[int, LockedCompletion]:
+    """As :func:`_locked_jobs`, with each job's retry policy."""
+    stmt = _locking_read(viewer, ids, LogicalJob.retry_limit, LogicalJob.retry_on_failure)
+    return cast("dict[int, LockedCompletion]", {row.id: row for row in await session.execute(stmt)})
+
+
+def _claim_refusal(job: LockedJob, token_hash: str) -> tuple[ErrorCode, str] | None:
+    """Whether the caller's token still holds the job's current claim."""
+    if job.claim_token_hash is None or not secrets.compare_digest(job.claim_token_hash, token_hash):
+        return ErrorCode.STALE_CLAIM, (
+            "the claim token does not match the job's current claim "
+            "(its lease expired and it was requeued, or it was claimed with another token)"
         )
-    return {row.id: row for row in await session.execute(stmt)}
+    if job.run_attempt != job.attempt:
+        return ErrorCode.STALE_CLAIM, "the run was restarted since this job was claimed"
+    if job.status == JobStatus.ABORTED:
+        return ErrorCode.STALE_CLAIM, "the job was aborted"
+    return None
 
 
-NOT_FOUND = ItemOutcome(
-    refusal=Refusal.NOT_FOUND,
+NOT_FOUND = JobOutcome(
+    refusal=ErrorCode.NOT_FOUND,
     detail="no such job (unknown, deleted, or in a project you are not a member of)",
     must_stop=True,
 )
+
+
+# --- renewals --------------------------------------------------------------------------
 
 
 async def renew_leases(
@@ -353,7 +363,7 @@ async def renew_leases(
     await _lock_runs_of_jobs(session, viewer, ids, share=True)
     found = await _locked_jobs(session, viewer, ids)
     lease_expires_at = utcnow() + lease
-    outcomes: list[ItemOutcome] = []
+    outcomes: list[JobOutcome] = []
     renewed: set[int] = set()
     for item in leases:
         row = found.get(item.job_id)
@@ -362,19 +372,19 @@ async def renew_leases(
             continue
         refusal = _claim_refusal(row, item.token_hash)
         if refusal is not None:
-            outcomes.append(ItemOutcome(row.id, *refusal, must_stop=True))
+            outcomes.append(JobOutcome(row.id, *refusal, must_stop=True))
         elif row.status not in (JobStatus.RUNNING, JobStatus.TERMINATING):
             outcomes.append(
-                ItemOutcome(
+                JobOutcome(
                     row.id,
-                    Refusal.INVALID_STATE,
+                    ErrorCode.INVALID_STATE,
                     f"the job is already finished ({row.status}); nothing to renew",
                     must_stop=True,
                 )
             )
         else:
             renewed.add(row.id)
-            outcomes.append(ItemOutcome(row.id, must_stop=row.status == JobStatus.TERMINATING))
+            outcomes.append(JobOutcome(row.id, must_stop=row.status == JobStatus.TERMINATING))
     if renewed:
         await session.execute(
             update(Job)
@@ -388,47 +398,28 @@ async def renew_leases(
 # --- completions -----------------------------------------------------------------------
 
 
-async def _lock_runs_of_jobs(
-    session: AsyncSession, viewer: Viewer, job_ids: Sequence[int], *, share: bool = False
-) -> None:
-    """PostgreSQL: lock the runs of ``job_ids`` in id order before any of their jobs, the
-    order every waiting writer keeps (``FOR UPDATE``, or ``FOR SHARE`` for renewals).
-    SQLite holds the database write lock already."""
-    if _is_sqlite(session):
-        return
-    runs = select(Job.run_id).where(Job.id.in_(job_ids))
-    await session.execute(
-        select(Run.id)
-        .where(Run.id.in_(runs), visible_projects(viewer, Run.project_id))
-        .order_by(Run.id)
-        .with_for_update(read=share)
-    )
-
-
-def _repeat(job: Any, reported: CompletionStatus, status: JobStatus | None = None) -> ItemOutcome:
+def _repeat(
+    job: LockedJob, reported: CompletionStatus, status: JobStatus | None = None
+) -> JobOutcome:
     """A completion for a job this claim already finished (``status``: how it ended, when
     that happened earlier in this batch): answered, not applied again."""
     status = status or JobStatus(job.status)
     if status == JobStatus.TERMINATED or status == reported.value:
-        return ItemOutcome(job.id)
-    return ItemOutcome(
+        return JobOutcome(job.id)
+    return JobOutcome(
         job.id,
-        Refusal.INVALID_STATE,
+        ErrorCode.INVALID_STATE,
         f"the job was already completed as {status}; it cannot become {reported}",
         must_stop=True,
     )
 
 
-@dataclass
-class _Effects:
-    """What the accepted completions of a batch set off, collected while deciding."""
-
-    params: list[dict[str, Any]]
-    done: list[int]
-    failed_for_good: list[int]
-    retry_ids: list[int]
-    runs: set[int]
-    stopping_runs: set[int]
+#: Why a completed job ended, by the status it ends in.
+_REASONS = {
+    JobStatus.TERMINATED: TerminationReason.TERMINATED_BY_USER,
+    JobStatus.DONE: TerminationReason.DONE_BY_RUNNER,
+    JobStatus.FAILED: TerminationReason.FAILED_BY_RUNNER,
+}
 
 
 async def complete_jobs(
@@ -437,26 +428,26 @@ async def complete_jobs(
     completions: Sequence[CompletionItem],
     *,
     now: dt.datetime | None = None,
-) -> list[ItemOutcome]:
+) -> list[JobOutcome]:
     """Apply a batch of completions; an outcome per item, in request order.
 
     An item applies when its token holds the job's current claim and the job is
     ``RUNNING``/``TERMINATING``: ``DONE`` / ``FAILED`` as reported, ``TERMINATED`` whatever
     was reported when the run is stopping. A repeat of an applied completion (in an earlier
     call or earlier in this batch) is answered with the job and not applied again. Then,
-    set-based: retries for failures with retries left, downstream jobs aborted after a
-    failure for good, downstream jobs unblocked after successes, the runs' statuses.
-    ``now`` (``finishedAt``, retries' ``submittedAt``) defaults to the time the locks are
-    held, not the time the request arrived.
+    set-based (:class:`~runql.db.job_effects.FinishedJobs`): retries for failures with
+    retries left, downstream jobs aborted after a failure for good, downstream jobs
+    unblocked after successes, the runs' statuses. ``now`` (``finishedAt``, retries'
+    ``submittedAt``) defaults to the time the locks are held, not the time the request
+    arrived.
     """
     ids = sorted({item.job_id for item in completions})
     await _lock_runs_of_jobs(session, viewer, ids)
-    found = await _locked_jobs(
-        session, viewer, ids, LogicalJob.retry_limit, LogicalJob.retry_on_failure
-    )
+    found = await _locked_completions(session, viewer, ids)
     now = now or utcnow()
-    effects = _Effects([], [], [], [], set(), set())
-    outcomes: list[ItemOutcome] = []
+    finished = FinishedJobs()
+    params: list[dict[str, Any]] = []
+    outcomes: list[JobOutcome] = []
     applied: dict[int, JobStatus] = {}
     for item in completions:
         row = found.get(item.job_id)
@@ -467,57 +458,45 @@ async def complete_jobs(
         # so a forged item after an applied one is refused, not answered as applied.
         refusal = _claim_refusal(row, item.token_hash)
         if refusal is not None:
-            outcomes.append(ItemOutcome(row.id, *refusal, must_stop=True))
+            outcomes.append(JobOutcome(row.id, *refusal, must_stop=True))
         elif row.id in applied:
             outcomes.append(_repeat(row, item.status, applied[row.id]))
         elif row.status not in (JobStatus.RUNNING, JobStatus.TERMINATING):
             outcomes.append(_repeat(row, item.status))
         else:
-            stopping = (
-                row.status == JobStatus.TERMINATING or row.run_status == RunStatus.TERMINATING
+            status = finished.add(
+                row,
+                succeeded=item.status == CompletionStatus.DONE,
+                may_retry=row.retry_on_failure,
             )
-            retry = row.retry_on_failure and row.submission_num < row.retry_limit
-            applied[row.id] = _decide(row, item, effects, stopping=stopping, retry=retry)
-            outcomes.append(ItemOutcome(row.id))
-    if effects.params:
-        await _apply(session, effects, now)
+            params.append(_row_params(row.id, status, item))
+            applied[row.id] = status
+            outcomes.append(JobOutcome(row.id))
+    if params:
+        await _write_completions(session, params, now)
+        await finished.apply(session, now)
     return outcomes
 
 
-def _decide(
-    job: Any, item: CompletionItem, effects: _Effects, *, stopping: bool, retry: bool
-) -> JobStatus:
-    """Record what applying ``item`` writes and sets off; returns the job's new status."""
-    if stopping:
-        status, reason = JobStatus.TERMINATED, TerminationReason.TERMINATED_BY_USER
-        effects.stopping_runs.add(job.run_id)
-    elif item.status == CompletionStatus.DONE:
-        status, reason = JobStatus.DONE, TerminationReason.DONE_BY_RUNNER
-        effects.done.append(job.id)
-    else:
-        status, reason = JobStatus.FAILED, TerminationReason.FAILED_BY_RUNNER
-        if retry:
-            effects.retry_ids.append(job.id)
-        else:
-            effects.failed_for_good.append(job.id)
-    effects.runs.add(job.run_id)
+def _row_params(job_id: int, status: JobStatus, item: CompletionItem) -> dict[str, Any]:
+    """What applying ``item`` writes on the job's row (one row of the executemany)."""
     message = item.message
     if message is not None and len(message) > MAX_MESSAGE_LENGTH:
         message = message[: MAX_MESSAGE_LENGTH - 1] + "…"
-    effects.params.append(
-        {
-            "b_id": job.id,
-            "b_status": status,
-            "b_reason": reason.value,
-            "b_message": message,
-            "b_exit": item.exit_status,
-            "b_result": item.result,
-        }
-    )
-    return status
+    return {
+        "b_id": job_id,
+        "b_status": status,
+        "b_reason": _REASONS[status].value,
+        "b_message": message,
+        "b_exit": item.exit_status,
+        "b_result": item.result,
+    }
 
 
-async def _apply(session: AsyncSession, effects: _Effects, now: dt.datetime) -> None:
+async def _write_completions(
+    session: AsyncSession, params: list[dict[str, Any]], now: dt.datetime
+) -> None:
+    """The completed jobs' rows, in one executemany UPDATE."""
     jobs = JOBS_TABLE.c
     await session.execute(
         update(JOBS_TABLE)
@@ -531,146 +510,5 @@ async def _apply(session: AsyncSession, effects: _Effects, now: dt.datetime) -> 
             finished_at=now,
             lease_expires_at=None,
         ),
-        effects.params,
+        params,
     )
-    await _finish_effects(
-        session,
-        now,
-        retry_ids=effects.retry_ids,
-        failed_for_good=effects.failed_for_good,
-        done=effects.done,
-        runs=effects.runs,
-        stopping_runs=effects.stopping_runs,
-    )
-
-
-async def _finish_effects(
-    session: AsyncSession,
-    now: dt.datetime,
-    *,
-    retry_ids: Sequence[int],
-    failed_for_good: Sequence[int],
-    done: Sequence[int],
-    runs: set[int],
-    stopping_runs: set[int],
-) -> None:
-    """What jobs that just finished set off, in an order that keeps it exact: retries
-    first, then aborting (a job downstream of a failure must not be unblocked), then
-    unblocking, then the runs' statuses."""
-    if retry_ids:
-        await add_retry_submissions(session, retry_ids, now)
-    if failed_for_good:
-        await abort_downstream(session, failed_for_good, now)
-    if done:
-        await unblock_downstream(session, done)
-    if runs - stopping_runs:
-        await roll_up_runs(session, runs - stopping_runs, now)
-    if stopping_runs:
-        await finish_stopped_runs(session, stopping_runs, now)
-
-
-# --- lease expiry ----------------------------------------------------------------------
-
-
-def _expired(now: dt.datetime) -> ColumnElement[bool]:
-    return and_(status_in(Job.status, *LEASED_SQL), Job.lease_expires_at < now)
-
-
-async def expired_leases_exist(session: AsyncSession, now: dt.datetime) -> bool:
-    """A plain read (no write lock): is there anything for the sweeper to do?"""
-    return (await session.scalar(select(Job.id).where(_expired(now)).limit(1))) is not None
-
-
-async def requeue_expired(session: AsyncSession, *, now: dt.datetime, limit: int) -> int:
-    """End up to ``limit`` claims whose lease expired before ``now``; returns how many.
-
-    The submission ends ``FAILED`` with reason ``LEASE_EXPIRED`` and its claim token is
-    cleared (a late completion is refused as stale). With retries left and
-    ``retry_on_lease_expiry`` a new submission is queued; otherwise downstream jobs are
-    aborted. A job of a stopping run just ends ``TERMINATED``. Loads only the columns it
-    decides on. On PostgreSQL runs are locked first with ``SKIP LOCKED``, so several
-    server replicas sweep side by side without waiting for or doubling each other.
-    """
-    expired_runs = select(Job.run_id).where(_expired(now))
-    run_ids = list(
-        await session.scalars(
-            select(Run.id)
-            .where(Run.id.in_(expired_runs))
-            .order_by(Run.id)
-            .with_for_update(skip_locked=True)
-        )
-    )
-    if not run_ids:
-        return 0
-    rows = (
-        await session.execute(
-            select(
-                Job.id,
-                Job.run_id,
-                Job.job_num,
-                Job.submission_num,
-                Job.status,
-                Run.status.label("run_status"),
-                LogicalJob.retry_limit,
-                LogicalJob.retry_on_lease_expiry,
-            )
-            .join(Run, Run.id == Job.run_id)
-            .join(
-                LogicalJob,
-                and_(
-                    LogicalJob.run_id == Job.run_id,
-                    LogicalJob.replica_num == Job.replica_num,
-                    LogicalJob.job_num == Job.job_num,
-                ),
-            )
-            # ``+ 0``: start from the expired leases (ix_jobs_lease), not every job of the runs.
-            .where((Job.run_id + 0).in_(run_ids), _expired(now))
-            .order_by(Job.id)
-            .limit(limit)
-            .with_for_update(of=Job)
-        )
-    ).all()
-    if not rows:
-        return 0
-    failed: list[int] = []
-    terminated: list[int] = []
-    retry_ids: list[int] = []
-    failed_for_good: list[int] = []
-    runs: set[int] = set()
-    stopping_runs: set[int] = set()
-    for row in rows:
-        if row.status == JobStatus.TERMINATING or row.run_status == RunStatus.TERMINATING:
-            terminated.append(row.id)
-            stopping_runs.add(row.run_id)
-            continue
-        failed.append(row.id)
-        runs.add(row.run_id)
-        if row.retry_on_lease_expiry and row.submission_num < row.retry_limit:
-            retry_ids.append(row.id)
-        else:
-            failed_for_good.append(row.id)
-    for ids, status in ((failed, JobStatus.FAILED), (terminated, JobStatus.TERMINATED)):
-        if ids:
-            await session.execute(
-                update(Job)
-                .where(Job.id.in_(ids))
-                .values(
-                    status=status,
-                    termination_reason=TerminationReason.LEASE_EXPIRED.value,
-                    termination_message=LEASE_EXPIRED_MESSAGE,
-                    finished_at=now,
-                    lease_expires_at=None,
-                    claim_token_hash=None,
-                )
-                .execution_options(synchronize_session=False)
-            )
-    await _finish_effects(
-        session,
-        now,
-        retry_ids=retry_ids,
-        failed_for_good=failed_for_good,
-        done=(),
-        runs=runs,
-        stopping_runs=stopping_runs,
-    )
-    return len(rows)

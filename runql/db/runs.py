@@ -14,9 +14,11 @@ from typing import Any
 from sqlalchemy import Select, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from runql.db.dialect import dialect_of
 from runql.db.enums import ACTIVE_RUN_STATUSES, RunStatus
-from runql.db.key_lists import dialect_of, in_list
+from runql.db.key_lists import in_list
 from runql.db.models import HEAVY_RUN_COLUMNS, Project, Run, User
+from runql.db.paging import page_rows
 from runql.db.visibility import Viewer, visible_projects
 
 #: A position in the runs list: ``(submitted_at, id)``, newest first.
@@ -83,8 +85,8 @@ async def runs_page(
     """One page of visible runs, newest first, by keyset over ``(submitted_at, id)``.
 
     Forwards it returns the ``limit`` runs older than ``after``; backwards (``last``) the
-    ``limit`` runs newer than ``before``, still newest first. One extra row is fetched to
-    tell whether more exist in the direction of travel.
+    ``limit`` runs newer than ``before``, still newest first; ``has_more`` tells whether
+    more exist in the direction of travel (``runql.db.paging``).
     """
     key = tuple_(Run.submitted_at, Run.id)
     stmt = _filtered(viewer, project_name, filter)
@@ -98,9 +100,7 @@ async def runs_page(
         stmt = stmt.order_by(Run.submitted_at.desc(), Run.id.desc())
     stmt = stmt.add_columns(User, Project).join(User, User.id == Run.user_id)
     stmt = stmt.join(Project, Project.id == Run.project_id)
-    rows = (await session.execute(stmt.limit(limit + 1))).all()
-    has_more = len(rows) > limit
-    rows = rows[:limit]
+    rows, has_more = await page_rows(session, stmt, limit)
     if backwards:
         rows.reverse()
     return RunsPage(

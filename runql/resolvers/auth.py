@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from runql.db.accounts import viewer_for_token
 from runql.db.engine import Database
-from runql.db.users import viewer_for_token
 from runql.db.visibility import Viewer
 
 

@@ -1,7 +1,8 @@
 """Validation of a submitted run's input, before anything is written.
 
-Pure functions: they take plain data and either return the job definitions the database
-layer writes, or raise a client error naming the exact field (``jobs[2].dependsOn``).
+Pure functions: they take the job definitions as the client sent them and either return
+them as the database layer writes them, or raise a client error naming the exact field
+(``jobs[2].dependsOn``).
 Checking everything up front keeps ``submitRun`` all-or-nothing without a rollback dance,
 and a cycle caught here can never leave a run whose jobs wait for each other forever.
 """
@@ -9,31 +10,20 @@ and a cycle caught here can never leave a run whose jobs wait for each other for
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import replace
 
 from runql.db.lifecycle import JobDefinition
 from runql.resolvers.checks import check_json_object, check_name
 from runql.resolvers.errors import BadInput, LimitExceeded
 
-
-@dataclass(frozen=True)
-class JobInput:
-    """One job as a client sent it (the schema's input type converts to this)."""
-
-    name: str
-    replicas: int = 1
-    depends_on: tuple[str, ...] = ()
-    retry_limit: int = 0
-    retry_on_failure: bool = True
-    retry_on_lease_expiry: bool = True
-    spec: Any = field(default_factory=dict)
+__all__ = ["JobDefinition", "find_cycle", "validate_jobs"]
 
 
 def validate_jobs(
-    jobs: Sequence[JobInput], *, max_jobs: int, max_json_bytes: int, max_json_depth: int
+    jobs: Sequence[JobDefinition], *, max_jobs: int, max_json_bytes: int, max_json_depth: int
 ) -> list[JobDefinition]:
-    """Check a run's job list and return it as definitions, in the order given.
+    """Check a run's job list and return it as the database layer writes it, in the order
+    given: repeated dependencies dropped, each ``spec`` checked to be a JSON object.
 
     ``max_jobs`` bounds the logical jobs the run creates (jobs times replicas), because
     that is what costs rows and claims. Raises on the first problem found, naming it.
@@ -67,13 +57,9 @@ def validate_jobs(
         first = index_of[cycle[0]]
         raise BadInput(f"jobs[{first}].dependsOn", "dependency cycle: " + " -> ".join(cycle))
     return [
-        JobDefinition(
-            name=job.name,
-            replicas=job.replicas,
+        replace(
+            job,
             depends_on=tuple(dict.fromkeys(job.depends_on)),
-            retry_limit=job.retry_limit,
-            retry_on_failure=job.retry_on_failure,
-            retry_on_lease_expiry=job.retry_on_lease_expiry,
             spec=check_json_object(
                 job.spec, f"jobs[{i}].spec", max_bytes=max_json_bytes, max_depth=max_json_depth
             ),

@@ -1,7 +1,8 @@
 """Errors a client is meant to see: a stable ``extensions.code`` and a clear message.
 
 Anything else raised while resolving is unexpected and gets masked by the schema's error
-handling (see ``runql.schema.errors``).
+handling (see ``runql.schema.errors``), except a database statement timeout, which that
+handling recognises with ``is_statement_timeout`` (re-exported here from ``runql.db``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 from graphql import GraphQLError
 
+from runql.db.errors import is_statement_timeout as is_statement_timeout
 from runql.error_codes import ErrorCode
 
 

@@ -8,14 +8,19 @@ many ids, both ``runIds`` and ``names``) are top-level errors naming the argumen
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from runql.db import lifecycle
 from runql.db.enums import RunStatus
-from runql.db.lifecycle import LockedRuns, Outcome, Refusal
+from runql.db.lifecycle import JobDefinition, LockedRuns, RunOutcome
 from runql.db.models import Run
+from runql.db.visibility import Viewer
+from runql.error_codes import ErrorCode
 from runql.resolvers.checks import (
     check_batch,
     check_json_object,
@@ -24,80 +29,74 @@ from runql.resolvers.checks import (
     parse_id,
 )
 from runql.resolvers.context import Context
-from runql.resolvers.dag import JobInput, validate_jobs
+from runql.resolvers.dag import validate_jobs
 from runql.resolvers.errors import BadInput, ClientError, ItemError, NotFound
 
 # --- submitRun -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SubmitRunData:
-    """``submitRun``'s input as plain data (the schema's input type converts to this)."""
-
-    project: str
-    jobs: Sequence[JobInput]
-    name: str | None = None
-    priority: int = 0
-    spec: Any = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SubmitRunResult:
-    run: Run
-
-
-async def submit_run(ctx: Context, data: SubmitRunData) -> SubmitRunResult:
+async def submit_run(
+    ctx: Context,
+    *,
+    project: str,
+    jobs: Sequence[JobDefinition],
+    name: str | None,
+    priority: int,
+    spec: Any,
+) -> Run:
     """Validate everything, then create the run and submission 0 of each logical job.
 
-    Members of the project (any role) and admins may submit: exactly the viewers who can
-    see the project, so an unknown and a foreign project get the same answer.
+    ``jobs`` are as the client sent them (``validate_jobs`` checks them); ``spec`` is any
+    JSON value until checked here. Members of the project (any role) and admins may
+    submit: exactly the viewers who can see the project, so an unknown and a foreign
+    project get the same answer.
     """
     viewer = ctx.viewer
     settings = ctx.settings
-    check_text(data.project, "project")
-    if data.name is not None:
-        check_name(data.name, "name")
-    spec = check_json_object(
-        data.spec, "spec", max_bytes=settings.max_json_bytes, max_depth=settings.max_json_depth
+    check_text(project, "project")
+    if name is not None:
+        check_name(name, "name")
+    checked_spec = check_json_object(
+        spec, "spec", max_bytes=settings.max_json_bytes, max_depth=settings.max_json_depth
     )
-    jobs = validate_jobs(
-        data.jobs,
+    definitions = validate_jobs(
+        jobs,
         max_jobs=settings.max_jobs_per_run,
         max_json_bytes=settings.max_json_bytes,
         max_json_depth=settings.max_json_depth,
     )
-    project = await ctx.loaders.project_by_name.load(data.project)
-    if project is None:
+    found = await ctx.loaders.project_by_name.load(project)
+    if found is None:
         raise NotFound(
-            f"project: no project named {data.project!r} among the projects you are a member of",
+            f"project: no project named {project!r} among the projects you are a member of",
             field="project",
         )
     try:
         async with ctx.db.write() as session:
-            run = await lifecycle.submit_run(
+            return await lifecycle.submit_run(
                 session,
-                project_id=project.id,
+                project_id=found.id,
                 user_id=viewer.user_id,
-                name=data.name,
-                jobs=jobs,
-                spec=spec,
-                priority=data.priority,
+                name=name,
+                jobs=definitions,
+                spec=checked_spec,
+                priority=priority,
             )
     except lifecycle.RunNameTaken as exc:
         raise BadInput(
             "name",
-            f"project {project.name!r} already has a run named {exc.name!r}; "
+            f"project {found.name!r} already has a run named {exc.name!r}; "
             "choose another name or leave it out to get a generated one",
         ) from None
-    return SubmitRunResult(run=run)
 
 
 # --- stopRuns / deleteRuns -------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class RunResult:
-    """One requested run: ``run`` after the change when it applied, else ``error``."""
+class RunAnswer:
+    """The answer for one requested run: ``run`` after the change when it applied, else
+    ``error``; ``run_id`` and ``name`` say which run it is (what was found of it)."""
 
     run_id: str | None
     name: str | None
@@ -105,21 +104,16 @@ class RunResult:
     error: ItemError | None
 
 
-@dataclass(frozen=True)
-class RunResults:
-    results: list[RunResult]
-
-
-def _message(refusal: Refusal, label: str, run: Run | None, action: str) -> str:
-    if refusal == Refusal.NOT_FOUND:
+def _message(refusal: ErrorCode, label: str, run: Run | None, action: str) -> str:
+    if refusal == ErrorCode.NOT_FOUND:
         return f"{label}: not found (unknown, deleted, or in a project you are not a member of)"
-    if refusal == Refusal.FORBIDDEN:
+    if refusal == ErrorCode.FORBIDDEN:
         return (
             f"{label}: only the user who submitted the run, project admins and managers, "
             f"and admins may {action} it"
         )
     status = run.status if run is not None else "unknown"
-    if refusal == Refusal.ALREADY_FINISHED:
+    if refusal == ErrorCode.ALREADY_FINISHED:
         return f"{label}: already finished ({status})"
     return f"{label}: still {status}; stop it first, only finished runs can be deleted"
 
@@ -127,36 +121,36 @@ def _message(refusal: Refusal, label: str, run: Run | None, action: str) -> str:
 def _results(
     keys: Sequence[str],
     find: Callable[[str], Run | None],
-    outcomes: dict[int, Outcome],
+    outcomes: dict[int, RunOutcome],
     *,
     by_name: bool,
     action: str,
     malformed: dict[str, ClientError],
-) -> RunResults:
-    results = []
+) -> list[RunAnswer]:
+    answers = []
     for key in keys:
         bad = malformed.get(key)
         if bad is not None:
-            results.append(RunResult(run_id=None, name=None, run=None, error=ItemError.of(bad)))
+            answers.append(RunAnswer(run_id=None, name=None, run=None, error=ItemError.of(bad)))
             continue
         run = find(key)
         outcome = outcomes.get(run.id) if run is not None else None
         label = f"run {key!r}" if by_name else f"run {key}"
-        refusal = Refusal.NOT_FOUND if outcome is None else outcome.refusal
+        refusal = ErrorCode.NOT_FOUND if outcome is None else outcome.refusal
         if refusal is not None:
             error = ItemError(code=refusal.value, message=_message(refusal, label, run, action))
             shown = None
         else:
             error, shown = None, outcome.run if outcome is not None else None
-        results.append(
-            RunResult(
+        answers.append(
+            RunAnswer(
                 run_id=str(run.id) if run is not None else (None if by_name else key),
                 name=key if by_name else (run.name if run is not None else None),
                 run=shown,
                 error=error,
             )
         )
-    return RunResults(results=results)
+    return answers
 
 
 def _parse_ids(run_ids: Sequence[str]) -> tuple[dict[str, int | None], dict[str, ClientError]]:
@@ -190,7 +184,7 @@ async def stop_runs(
     project: str | None,
     names: Sequence[str] | None,
     abort: bool,
-) -> RunResults:
+) -> list[RunAnswer]:
     """Stop (or abort) many runs in one short write transaction; a result per request."""
     viewer = ctx.viewer
     if run_ids is not None and (project is not None or names is not None):
@@ -219,7 +213,7 @@ async def stop_runs(
         )
     check_batch("runIds", len(run_ids), ctx.settings.max_stop_batch)
     parsed, malformed = _parse_ids(run_ids)
-    locked, outcomes = await _locked_write(ctx, parsed, "stop", abort=abort)
+    locked, outcomes = await _locked_write(ctx, parsed, partial(lifecycle.stop_runs, abort=abort))
     by_id = locked.by_id()
     return _results(
         run_ids,
@@ -231,11 +225,11 @@ async def stop_runs(
     )
 
 
-async def delete_runs(ctx: Context, *, run_ids: Sequence[str]) -> RunResults:
+async def delete_runs(ctx: Context, *, run_ids: Sequence[str]) -> list[RunAnswer]:
     """Soft-delete many finished runs in one short write transaction; a result per id."""
     check_batch("runIds", len(run_ids), ctx.settings.max_stop_batch)
     parsed, malformed = _parse_ids(run_ids)
-    locked, outcomes = await _locked_write(ctx, parsed, "delete")
+    locked, outcomes = await _locked_write(ctx, parsed, lifecycle.delete_runs)
     by_id = locked.by_id()
     return _results(
         run_ids,
@@ -255,19 +249,21 @@ def _finder(parsed: dict[str, int | None], by_id: dict[int, Run]) -> Callable[[s
     return find
 
 
+#: A bulk write over locked runs (``lifecycle.stop_runs``, ``lifecycle.delete_runs``).
+RunsWrite = Callable[[AsyncSession, Viewer, LockedRuns], Awaitable[dict[int, RunOutcome]]]
+
+
 async def _locked_write(
-    ctx: Context, parsed: dict[str, int | None], action: str, *, abort: bool = False
-) -> tuple[LockedRuns, dict[int, Outcome]]:
+    ctx: Context, parsed: dict[str, int | None], write: RunsWrite
+) -> tuple[LockedRuns, dict[int, RunOutcome]]:
+    """Lock the requested runs by id and apply ``write`` to them, in one transaction."""
     viewer = ctx.viewer
     ids = sorted({run_id for run_id in parsed.values() if run_id is not None})
     if not ids:
         return LockedRuns(runs=[], roles={}), {}
     async with ctx.db.write() as session:
         locked = await lifecycle.lock_runs(session, viewer, ids=ids)
-        if action == "stop":
-            outcomes = await lifecycle.stop_runs(session, viewer, locked, abort=abort)
-        else:
-            outcomes = await lifecycle.delete_runs(session, viewer, locked)
+        outcomes = await write(session, viewer, locked)
     return locked, outcomes
 
 

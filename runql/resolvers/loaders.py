@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from aiodataloader import DataLoader
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from runql.db import accounts as account_queries
 from runql.db import jobs as job_queries
 from runql.db import runs as run_queries
-from runql.db import users as user_queries
 from runql.db.engine import Database
 from runql.db.enums import JobStatus, MemberRole
 from runql.db.jobs import JobRow
@@ -28,6 +29,7 @@ from runql.db.visibility import Viewer
 
 K = TypeVar("K", bound=Hashable)
 G = TypeVar("G", bound=Hashable)
+V = TypeVar("V")
 
 
 class _DbLoader(DataLoader):
@@ -53,59 +55,64 @@ async def _grouped(
     return [found.get(key, default()) for key in keys]
 
 
-class UserByIdLoader(_DbLoader):
-    async def batch_load_fn(self, ids: Sequence[int]) -> list[User | None]:
+class _ByKeyLoader(_DbLoader, Generic[K, V]):
+    """One value per key from one batched query; keys it does not answer load as None.
+
+    ``query(session, viewer, keys)`` answers a dict, in which the rows the viewer may not
+    see (and unknown keys) are simply absent."""
+
+    query: Callable[[AsyncSession, Viewer, Sequence[K]], Awaitable[dict[K, V]]]
+
+    async def batch_load_fn(self, keys: Sequence[K]) -> list[V | None]:
         async with self.db.read() as session:
-            found = await user_queries.users_by_ids(session, ids)
-        return [found.get(i) for i in ids]
+            found = await self.query(session, self.viewer, keys)
+        return [found.get(key) for key in keys]
 
 
-class VisibleUserByIdLoader(_DbLoader):
-    """Users by id, filtered by who the viewer may see (federation entity lookups);
-    ``UserByIdLoader`` serves users already reached through a visible run."""
+def _without_viewer(
+    query: Callable[[AsyncSession, Sequence[K]], Awaitable[dict[K, V]]],
+) -> Callable[[AsyncSession, Viewer, Sequence[K]], Awaitable[dict[K, V]]]:
+    """``query`` as a ``_ByKeyLoader.query`` for rows already reached through visible ones."""
 
-    async def batch_load_fn(self, ids: Sequence[int]) -> list[User | None]:
-        async with self.db.read() as session:
-            found = await user_queries.visible_users_by_ids(session, self.viewer, ids)
-        return [found.get(i) for i in ids]
+    async def query_for(session: AsyncSession, _: Viewer, keys: Sequence[K]) -> dict[K, V]:
+        return await query(session, keys)
 
-
-class ProjectByIdLoader(_DbLoader):
-    async def batch_load_fn(self, ids: Sequence[int]) -> list[Project | None]:
-        async with self.db.read() as session:
-            found = await user_queries.projects_by_ids(session, self.viewer, ids)
-        return [found.get(i) for i in ids]
+    return query_for
 
 
-class ProjectByNameLoader(_DbLoader):
-    async def batch_load_fn(self, names: Sequence[str]) -> list[Project | None]:
-        async with self.db.read() as session:
-            found = await user_queries.projects_by_names(session, self.viewer, names)
-        return [found.get(n) for n in names]
+class UserByIdLoader(_ByKeyLoader[int, User]):
+    """Users reached through a visible run (``Run.user``, ``me``)."""
+
+    query = staticmethod(_without_viewer(account_queries.users_by_ids))
 
 
-class RunByIdLoader(_DbLoader):
-    async def batch_load_fn(self, ids: Sequence[int]) -> list[Run | None]:
-        async with self.db.read() as session:
-            found = await run_queries.runs_by_ids(session, self.viewer, ids)
-        return [found.get(i) for i in ids]
+class VisibleUserByIdLoader(_ByKeyLoader[int, User]):
+    """Users by id, filtered by who the viewer may see (federation entity lookups)."""
+
+    query = staticmethod(account_queries.visible_users_by_ids)
 
 
-class ViewerRoleByProjectLoader(_DbLoader):
+class ProjectByIdLoader(_ByKeyLoader[int, Project]):
+    query = staticmethod(account_queries.projects_by_ids)
+
+
+class ProjectByNameLoader(_ByKeyLoader[str, Project]):
+    query = staticmethod(account_queries.projects_by_names)
+
+
+class RunByIdLoader(_ByKeyLoader[int, Run]):
+    query = staticmethod(run_queries.runs_by_ids)
+
+
+class JobByIdLoader(_ByKeyLoader[int, Job]):
+    query = staticmethod(job_queries.jobs_by_ids)
+
+
+class ViewerRoleByProjectLoader(_ByKeyLoader[int, MemberRole]):
     """The viewer's role in each project (None where not a member): one statement for a
     whole page of runs, e.g. for ``Run.viewerCanStop``."""
 
-    async def batch_load_fn(self, project_ids: Sequence[int]) -> list[MemberRole | None]:
-        async with self.db.read() as session:
-            roles = await user_queries.member_roles(session, self.viewer, project_ids)
-        return [roles.get(project_id) for project_id in project_ids]
-
-
-class JobByIdLoader(_DbLoader):
-    async def batch_load_fn(self, ids: Sequence[int]) -> list[Job | None]:
-        async with self.db.read() as session:
-            found = await job_queries.jobs_by_ids(session, self.viewer, ids)
-        return [found.get(i) for i in ids]
+    query = staticmethod(account_queries.member_roles)
 
 
 #: ``(run_id, submissions_limit, statuses)``

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runql.db import users as user_queries
+from runql.db import accounts as account_queries
 from runql.db.models import Project, User
 from runql.resolvers.checks import check_text
 from runql.resolvers.context import Context
@@ -25,13 +25,13 @@ async def projects(ctx: Context, *, first: int | None, after: str | None) -> Pag
     if after:
         after_name = str(decode_cursor(secret, CURSOR_KIND, after, argument="after")[0])
     async with ctx.db.read() as session:
-        rows = await user_queries.projects_page(
-            session, ctx.viewer, after_name=after_name, limit=limit + 1
+        page = await account_queries.projects_page(
+            session, ctx.viewer, after_name=after_name, limit=limit
         )
     return Page.build(
-        rows[:limit],
+        page.projects,
         lambda p: encode_cursor(secret, CURSOR_KIND, [p.name]),
-        has_next_page=len(rows) > limit,
+        has_next_page=page.has_more,
         has_previous_page=after is not None,
     )
 

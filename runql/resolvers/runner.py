@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from runql.db import runner as runner_db
+from runql.db.accounts import hash_token
+from runql.db.enums import CompletionStatus
 from runql.db.models import Job
-from runql.db.runner import CompletionItem, CompletionStatus, ItemOutcome, LeaseItem
-from runql.db.users import hash_token
+from runql.db.runner import Claim, CompletionItem, JobOutcome, LeaseItem
 from runql.resolvers.checks import (
     check_batch,
     check_json_object,
@@ -33,37 +34,22 @@ from runql.resolvers.errors import BadInput, ClientError, ItemError, LimitExceed
 DEFAULT_LEASE_SECONDS = 60
 
 
-# --- data in and out -------------------------------------------------------------------
+# --- items in and answers out ----------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class ClaimJobsData:
-    runner_name: str
-    limit: int
-    project: str | None = None
-    lease_seconds: int | None = None
+class Lease:
+    """One item of ``renewLeases`` as the client sent it: a job the runner says it holds."""
 
-
-@dataclass(frozen=True)
-class JobClaim:
-    job: Job
-    claim_token: str
-    lease_expires_at: dt.datetime
-
-
-@dataclass(frozen=True)
-class ClaimJobsResult:
-    claims: list[JobClaim]
-
-
-@dataclass(frozen=True)
-class LeaseData:
     job_id: str
     claim_token: str
 
 
 @dataclass(frozen=True)
-class CompletionData:
+class Completion:
+    """One item of ``completeJobs`` as the client sent it; checked here, it becomes the
+    database layer's ``CompletionItem`` (a parsed id, the token's hash)."""
+
     job_id: str
     claim_token: str
     status: CompletionStatus
@@ -73,34 +59,16 @@ class CompletionData:
 
 
 @dataclass(frozen=True)
-class JobResult:
-    """One completion: the job after the call (``applied_id``: loaded only if the client
-    asks for it), or why the item was not applied."""
+class JobAnswer:
+    """The answer for one renewal or completion: the job's id when the item applied (the
+    job itself is loaded only if the client asks for it), or why it was not applied.
+    ``must_stop`` and ``lease_expires_at`` answer renewals only."""
 
     job_id: str
     applied_id: int | None
     error: ItemError | None
-
-
-@dataclass(frozen=True)
-class LeaseResult:
-    """One renewal; ``must_stop`` tells the runner to stop working on the job."""
-
-    job_id: str
-    applied_id: int | None
-    must_stop: bool
-    lease_expires_at: dt.datetime | None
-    error: ItemError | None
-
-
-@dataclass(frozen=True)
-class JobResults:
-    results: list[JobResult] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class LeaseResults:
-    results: list[LeaseResult] = field(default_factory=list)
+    must_stop: bool = False
+    lease_expires_at: dt.datetime | None = None
 
 
 # --- checks ----------------------------------------------------------------------------
@@ -125,30 +93,37 @@ def _claim_key(label: str, job_id: str, claim_token: str) -> tuple[int | None, s
     return parsed, hash_token(claim_token)
 
 
-def _error(label: str, outcome: ItemOutcome) -> ItemError | None:
+def _error(label: str, outcome: JobOutcome) -> ItemError | None:
     if outcome.refusal is None:
         return None
     return ItemError(code=outcome.refusal.value, message=f"{label}: {outcome.detail}")
 
 
-def _applied(outcome: ItemOutcome) -> int | None:
+def _applied(outcome: JobOutcome) -> int | None:
     """Like every bulk call: the object when the item applied, the error otherwise."""
     return outcome.job_id if outcome.refusal is None else None
 
 
-async def result_job(ctx: Context, result: JobResult | LeaseResult) -> Job | None:
-    """``job`` of a per-item result: batched through the request's job loader, so a
+async def result_job(ctx: Context, answer: JobAnswer) -> Job | None:
+    """``job`` of a per-item answer: batched through the request's job loader, so a
     1,000-item answer costs one statement, and none when the field is not asked for."""
-    if result.applied_id is None:
+    if answer.applied_id is None:
         return None
-    job: Job | None = await ctx.loaders.job_by_id.load(result.applied_id)
+    job: Job | None = await ctx.loaders.job_by_id.load(answer.applied_id)
     return job
 
 
 # --- claimJobs -------------------------------------------------------------------------
 
 
-async def claim_jobs(ctx: Context, data: ClaimJobsData) -> ClaimJobsResult:
+async def claim_jobs(
+    ctx: Context,
+    *,
+    runner_name: str,
+    limit: int,
+    project: str | None,
+    lease_seconds: int | None,
+) -> list[Claim]:
     """Hand up to ``limit`` ready jobs to the calling runner, each with a lease.
 
     On SQLite a plain read first checks that there is anything to claim, so an idle
@@ -156,42 +131,36 @@ async def claim_jobs(ctx: Context, data: ClaimJobsData) -> ClaimJobsResult:
     ``SKIP LOCKED`` and needs no such check.
     """
     viewer = ctx.viewer
-    check_name(data.runner_name, "runnerName")
-    if data.project is not None:
-        check_text(data.project, "project")
-    if data.limit < 1:
+    check_name(runner_name, "runnerName")
+    if project is not None:
+        check_text(project, "project")
+    if limit < 1:
         raise BadInput("limit", "must be at least 1")
-    check_batch("limit", data.limit, ctx.settings.max_batch_size)
-    seconds = _lease_seconds(ctx, data.lease_seconds)
+    check_batch("limit", limit, ctx.settings.max_batch_size)
+    seconds = _lease_seconds(ctx, lease_seconds)
     if ctx.db.is_sqlite:
         async with ctx.db.read() as session:
-            if not await runner_db.claimable_jobs_exist(session, viewer, data.project):
-                return ClaimJobsResult(claims=[])
+            if not await runner_db.claimable_jobs_exist(session, viewer, project):
+                return []
     # The lease starts once the claim holds its locks (the db layer takes the time), not
     # when the request arrived: waiting for other writers must not use it up.
     async with ctx.db.write() as session:
-        claims = await runner_db.claim_jobs(
+        return await runner_db.claim_jobs(
             session,
             viewer,
-            runner_name=data.runner_name,
-            project_name=data.project,
-            limit=data.limit,
+            runner_name=runner_name,
+            project_name=project,
+            limit=limit,
             lease=dt.timedelta(seconds=seconds),
         )
-    return ClaimJobsResult(
-        claims=[
-            JobClaim(job=c.job, claim_token=c.token, lease_expires_at=c.lease_expires_at)
-            for c in claims
-        ]
-    )
 
 
 # --- renewLeases -----------------------------------------------------------------------
 
 
 async def renew_leases(
-    ctx: Context, leases: Sequence[LeaseData], lease_seconds: int | None
-) -> LeaseResults:
+    ctx: Context, *, leases: Sequence[Lease], lease_seconds: int | None
+) -> list[JobAnswer]:
     """Extend the leases the caller still holds; a result per item, in request order."""
     viewer = ctx.viewer
     check_batch("leases", len(leases), ctx.settings.max_batch_size)
@@ -207,7 +176,7 @@ async def renew_leases(
         for key in keys
         if not isinstance(key, ItemError) and key[0] is not None
     ]
-    outcomes: list[ItemOutcome] = []
+    outcomes: list[JobOutcome] = []
     expires: dt.datetime | None = None  # taken by the db layer once the locks are held
     if items:
         async with ctx.db.write() as session:
@@ -216,79 +185,81 @@ async def renew_leases(
             )
         outcomes, expires = renewals.outcomes, renewals.lease_expires_at
     found = iter(outcomes)
-    results = []
+    answers = []
     for i, (key, lease) in enumerate(zip(keys, leases, strict=True)):
         if isinstance(key, ItemError):
-            results.append(LeaseResult(lease.job_id, None, True, None, key))
+            answers.append(JobAnswer(lease.job_id, None, key, must_stop=True))
             continue
         outcome = runner_db.NOT_FOUND if key[0] is None else next(found)
         error = _error(f"leases[{i}] (job {lease.job_id})", outcome)
-        results.append(
-            LeaseResult(
+        answers.append(
+            JobAnswer(
                 job_id=lease.job_id,
                 applied_id=_applied(outcome),
+                error=error,
                 must_stop=outcome.must_stop,
                 lease_expires_at=None if error else expires,
-                error=error,
             )
         )
-    return LeaseResults(results=results)
+    return answers
 
 
 # --- completeJobs ----------------------------------------------------------------------
 
 
-async def complete_jobs(ctx: Context, completions: Sequence[CompletionData]) -> JobResults:
+async def complete_jobs(ctx: Context, *, completions: Sequence[Completion]) -> list[JobAnswer]:
     """Apply a batch of completions in one short write transaction; a result per item, in
     request order. Items with a bad ``result`` are answered on their own; the others
     still apply."""
     viewer = ctx.viewer
     settings = ctx.settings
     check_batch("completions", len(completions), settings.max_batch_size)
-    answers: list[ItemError | None] = []
+    item_errors: list[ItemError | None] = []
     items: list[CompletionItem] = []
-    for i, data in enumerate(completions):
+    for i, completion in enumerate(completions):
         label = f"completions[{i}]"
         try:
-            job_id, token_hash = _claim_key(label, data.job_id, data.claim_token)
+            job_id, token_hash = _claim_key(label, completion.job_id, completion.claim_token)
             result = (
                 None
-                if data.result is None
+                if completion.result is None
                 else check_json_object(
-                    data.result,
+                    completion.result,
                     f"{label}.result",
                     max_bytes=settings.max_json_bytes,
                     max_depth=settings.max_json_depth,
                 )
             )
         except ClientError as exc:
-            answers.append(ItemError.of(exc))
+            item_errors.append(ItemError.of(exc))
             continue
         if job_id is None:
-            answers.append(_error(f"{label} (job {data.job_id})", runner_db.NOT_FOUND))
+            item_errors.append(_error(f"{label} (job {completion.job_id})", runner_db.NOT_FOUND))
             continue
-        answers.append(None)
+        item_errors.append(None)
         items.append(
             CompletionItem(
                 job_id=job_id,
                 token_hash=token_hash,
-                status=data.status,
-                exit_status=data.exit_status,
-                message=clean_message(data.message),
+                status=completion.status,
+                exit_status=completion.exit_status,
+                message=clean_message(completion.message),
                 result=result,
             )
         )
-    outcomes: list[ItemOutcome] = []
+    outcomes: list[JobOutcome] = []
     if items:
         async with ctx.db.write() as session:
             outcomes = await runner_db.complete_jobs(session, viewer, items)
     found = iter(outcomes)
-    results = []
-    for i, (data, answer) in enumerate(zip(completions, answers, strict=True)):
-        if answer is not None:
-            results.append(JobResult(job_id=data.job_id, applied_id=None, error=answer))
+    answers = []
+    for i, (completion, item_error) in enumerate(zip(completions, item_errors, strict=True)):
+        if item_error is not None:
+            answers.append(JobAnswer(job_id=completion.job_id, applied_id=None, error=item_error))
             continue
         outcome = next(found)
-        error = _error(f"completions[{i}] (job {data.job_id})", outcome)
-        results.append(JobResult(job_id=data.job_id, applied_id=_applied(outcome), error=error))
-    return JobResults(results=results)
+        error = _error(f"completions[{i}] (job {completion.job_id})", outcome)
+        answers.append(
+            JobAnswer(job_id=completion.job_id, applied_id=_applied(outcome), error=error)
+        )
+    return answers

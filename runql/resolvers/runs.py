@@ -42,7 +42,7 @@ async def runs(
     ctx: Context,
     *,
     project: str | None,
-    filter: RunFilter,
+    filter: RunFilter | None,
     first: int | None,
     after: str | None,
     last: int | None,
@@ -53,7 +53,7 @@ async def runs(
     )
     if project is not None:
         check_text(project, "project")
-    filter = _checked(filter)
+    filter = _checked(filter or RunFilter())
     after_key = _position(ctx, after, "after") if after is not None else None
     before_key = _position(ctx, before, "before") if before is not None else None
     async with ctx.db.read() as session:

@@ -6,12 +6,14 @@ import datetime as dt
 
 import strawberry
 
-from runql.db.runs import RunFilter as RunFilterData
+from runql.resolvers.runs import RunFilter
 from runql.schema.enums import RunStatus
 
 
-@strawberry.input(description="Narrow the runs list. All given conditions must hold.")
-class RunFilter:
+@strawberry.input(
+    name="RunFilter", description="Narrow the runs list. All given conditions must hold."
+)
+class RunFilterInput:
     statuses: list[RunStatus] | None = strawberry.field(
         default=None, description="Only runs in one of these statuses."
     )
@@ -29,8 +31,8 @@ class RunFilter:
         default=None, description="Only runs whose name contains this text (case as stored)."
     )
 
-    def to_data(self) -> RunFilterData:
-        return RunFilterData(
+    def to_data(self) -> RunFilter:
+        return RunFilter(
             statuses=tuple(self.statuses or ()),
             only_active=self.only_active,
             user_name=self.user_name,

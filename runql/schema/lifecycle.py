@@ -3,24 +3,24 @@ payloads. Declarative: each field is one call into ``runql.resolvers.lifecycle``
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.scalars import JSON
 
 from runql.resolvers import lifecycle as lifecycle_resolvers
-from runql.resolvers.dag import JobInput as JobInputData
-from runql.resolvers.lifecycle import SubmitRunData
+from runql.resolvers.dag import JobDefinition
 from runql.schema.info import Info
 from runql.schema.payloads import ItemError
 from runql.schema.types import Run
 
 
-def _spec(value: object) -> object:
+def _spec(value: Any) -> Any:
     """``spec`` is nullable with a null default rather than ``JSON! = {}``: introspection
     must print every input default as a GraphQL literal, and graphql-core cannot turn a
     ``JSON`` scalar's ``{}`` into one (the full introspection query failed). Absent or
-    null means an empty object, so resolvers see what they did before."""
+    null means an empty object, so resolvers see what they did before. Any JSON value
+    passes: the resolvers check that it is an object."""
     return {} if value is None else value
 
 
@@ -53,9 +53,9 @@ class JobInput:
         description="The job's configuration: a JSON object; absent or null means {}.",
     )
 
-    def to_data(self) -> JobInputData:
+    def to_data(self) -> JobDefinition:
         retry = self.retry or RetryPolicyInput()
-        return JobInputData(
+        return JobDefinition(
             name=self.name,
             replicas=self.replicas,
             depends_on=tuple(self.depends_on),
@@ -80,15 +80,6 @@ class SubmitRunInput:
         default=None,
         description="The run's configuration: a JSON object; absent or null means {}.",
     )
-
-    def to_data(self) -> SubmitRunData:
-        return SubmitRunData(
-            project=self.project,
-            jobs=[job.to_data() for job in self.jobs],
-            name=self.name,
-            priority=self.priority,
-            spec=_spec(self.spec),
-        )
 
 
 @strawberry.input(
@@ -152,7 +143,16 @@ class LifecycleMutation:
         info: Info,
         input: Annotated[SubmitRunInput, strawberry.argument(description="The run to create.")],
     ) -> SubmitRunPayload:
-        return await lifecycle_resolvers.submit_run(info.context, input.to_data())  # type: ignore[return-value]
+        return SubmitRunPayload(
+            run=await lifecycle_resolvers.submit_run(  # type: ignore[arg-type]
+                info.context,
+                project=input.project,
+                jobs=[job.to_data() for job in input.jobs],
+                name=input.name,
+                priority=input.priority,
+                spec=_spec(input.spec),
+            )
+        )
 
     @strawberry.mutation(
         description=(
@@ -169,12 +169,14 @@ class LifecycleMutation:
             StopRunsInput, strawberry.argument(description="The runs to stop, and how.")
         ],
     ) -> StopRunsPayload:
-        return await lifecycle_resolvers.stop_runs(  # type: ignore[return-value]
-            info.context,
-            run_ids=input.run_ids,
-            project=input.project,
-            names=input.names,
-            abort=input.abort,
+        return StopRunsPayload(
+            results=await lifecycle_resolvers.stop_runs(  # type: ignore[arg-type]
+                info.context,
+                run_ids=input.run_ids,
+                project=input.project,
+                names=input.names,
+                abort=input.abort,
+            )
         )
 
     @strawberry.mutation(
@@ -188,4 +190,6 @@ class LifecycleMutation:
         info: Info,
         input: Annotated[DeleteRunsInput, strawberry.argument(description="The runs to delete.")],
     ) -> DeleteRunsPayload:
-        return await lifecycle_resolvers.delete_runs(info.context, run_ids=input.run_ids)  # type: ignore[return-value]
+        return DeleteRunsPayload(
+            results=await lifecycle_resolvers.delete_runs(info.context, run_ids=input.run_ids)  # type: ignore[arg-type]
+        )

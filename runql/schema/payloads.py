@@ -1,17 +1,32 @@
-"""Payload types shared by the bulk mutations."""
+"""Payload types shared by the bulk mutations.
+
+``ItemError`` is the resolvers' own class, declared here as a GraphQL type: one class for
+one concept, its description rendered from ``runql.error_codes`` so the codes listed are
+exactly the codes an item can carry.
+"""
 
 from __future__ import annotations
 
 import strawberry
+from strawberry.types.base import get_object_definition
 
+from runql.error_codes import ITEM_CODES
+from runql.resolvers.errors import ItemError
 
-@strawberry.type(
+strawberry.type(
+    ItemError,
     description=(
-        "Why one item of a bulk call was not applied. Codes: NOT_FOUND, FORBIDDEN, "
-        "ALREADY_FINISHED, NOT_FINISHED (runs); STALE_CLAIM, INVALID_STATE (runner "
-        "batches); BAD_USER_INPUT, LIMIT_EXCEEDED (a bad item)."
-    )
+        "Why one item of a bulk call was not applied: `code`, stable and machine-readable, "
+        f"is one of {', '.join(ITEM_CODES)} (see docs/errors.md); `message` explains it "
+        "for a person and names the item."
+    ),
 )
-class ItemError:
-    code: str = strawberry.field(description="Stable machine-readable code.")
-    message: str = strawberry.field(description="Human-readable explanation.")
+# The resolvers' dataclass cannot carry GraphQL descriptions; its fields get them here.
+_FIELD_DESCRIPTIONS = {
+    "code": "Stable machine-readable code (docs/errors.md).",
+    "message": "Human-readable explanation, naming the item.",
+}
+for _field in get_object_definition(ItemError, strict=True).fields:
+    _field.description = _FIELD_DESCRIPTIONS[_field.python_name]
+
+__all__ = ["ItemError"]

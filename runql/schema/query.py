@@ -6,15 +6,12 @@ from typing import Annotated
 
 import strawberry
 
-from runql.db.runs import RunFilter as RunFilterData
 from runql.resolvers import jobs as job_resolvers
 from runql.resolvers import projects as project_resolvers
 from runql.resolvers import runs as run_resolvers
 from runql.schema.info import Info
-from runql.schema.inputs import RunFilter
+from runql.schema.inputs import RunFilterInput
 from runql.schema.types import Job, Project, ProjectConnection, Run, RunConnection, User
-
-_NO_FILTER = RunFilterData()
 
 
 @strawberry.type(description="Read the orchestrator's state. Every field needs an API token.")
@@ -55,7 +52,7 @@ class Query:
             str | None, strawberry.argument(description="Only this project's runs.")
         ] = None,
         filter: Annotated[
-            RunFilter | None, strawberry.argument(description="Narrow the list.")
+            RunFilterInput | None, strawberry.argument(description="Narrow the list.")
         ] = None,
         first: Annotated[
             int | None,
@@ -74,7 +71,7 @@ class Query:
         return await run_resolvers.runs(  # type: ignore[return-value]
             info.context,
             project=project,
-            filter=filter.to_data() if filter else _NO_FILTER,
+            filter=filter.to_data() if filter else None,
             first=first,
             after=after,
             last=last,

@@ -12,11 +12,9 @@ from typing import Annotated
 import strawberry
 from strawberry.scalars import JSON
 
-from runql.db.runner import CompletionStatus
+from runql.db.enums import CompletionStatus
 from runql.resolvers import runner as runner_resolvers
-from runql.resolvers.runner import ClaimJobsData, CompletionData, LeaseData
-from runql.resolvers.runner import JobResult as JobResultData
-from runql.resolvers.runner import LeaseResult as LeaseResultData
+from runql.resolvers.runner import Completion, JobAnswer, Lease
 from runql.schema.info import Info
 from runql.schema.payloads import ItemError
 from runql.schema.types import Job
@@ -42,22 +40,14 @@ class ClaimJobsInput:
         "before it lapses, or the job is taken back.",
     )
 
-    def to_data(self) -> ClaimJobsData:
-        return ClaimJobsData(
-            runner_name=self.runner_name,
-            limit=self.limit,
-            project=self.project,
-            lease_seconds=self.lease_seconds,
-        )
-
 
 @strawberry.input(description="A job the runner holds, identified by its claim.")
 class LeaseInput:
     job_id: strawberry.ID = strawberry.field(description="The claimed job.")
     claim_token: str = strawberry.field(description="The token claimJobs returned with it.")
 
-    def to_data(self) -> LeaseData:
-        return LeaseData(job_id=self.job_id, claim_token=self.claim_token)
+    def to_data(self) -> Lease:
+        return Lease(job_id=self.job_id, claim_token=self.claim_token)
 
 
 @strawberry.input(description="Leases to extend (at most 1,000 per call).")
@@ -83,8 +73,8 @@ class CompletionInput:
         default=None, description="What the job produced: a JSON object (heavy field)."
     )
 
-    def to_data(self) -> CompletionData:
-        return CompletionData(
+    def to_data(self) -> Completion:
+        return Completion(
             job_id=self.job_id,
             claim_token=self.claim_token,
             status=self.status,
@@ -101,10 +91,13 @@ class CompleteJobsInput:
 
 @strawberry.type(description="A job handed to the calling runner.")
 class JobClaim:
+    """Reads the database layer's ``Claim``, which calls the claim token ``token``."""
+
     job: Job = strawberry.field(description="The job, now RUNNING for this runner.")
-    claim_token: str = strawberry.field(
+    token: str = strawberry.field(
+        name="claimToken",
         description="Secret of this claim: send it with every renewal and completion of the "
-        "job. It is shown only here."
+        "job. It is shown only here.",
     )
     lease_expires_at: dt.datetime = strawberry.field(
         description="When the claim lapses unless renewed."
@@ -122,7 +115,7 @@ class JobResult:
     error: ItemError | None = strawberry.field(description="Why it did not apply.")
 
     @strawberry.field(description="The job after the call, when it applied.")
-    async def job(self, root: strawberry.Parent[JobResultData], info: Info) -> Job | None:
+    async def job(self, root: strawberry.Parent[JobAnswer], info: Info) -> Job | None:
         return await runner_resolvers.result_job(info.context, root)  # type: ignore[return-value]
 
 
@@ -131,7 +124,7 @@ class LeaseResult:
     job_id: strawberry.ID = strawberry.field(description="The requested job id.")
 
     @strawberry.field(description="The job, when the lease was renewed.")
-    async def job(self, root: strawberry.Parent[LeaseResultData], info: Info) -> Job | None:
+    async def job(self, root: strawberry.Parent[JobAnswer], info: Info) -> Job | None:
         return await runner_resolvers.result_job(info.context, root)  # type: ignore[return-value]
 
     must_stop: bool = strawberry.field(
@@ -168,7 +161,15 @@ class RunnerMutation:
         info: Info,
         input: Annotated[ClaimJobsInput, strawberry.argument(description="What to claim.")],
     ) -> ClaimJobsPayload:
-        return await runner_resolvers.claim_jobs(info.context, input.to_data())  # type: ignore[return-value]
+        return ClaimJobsPayload(
+            claims=await runner_resolvers.claim_jobs(  # type: ignore[arg-type]
+                info.context,
+                runner_name=input.runner_name,
+                limit=input.limit,
+                project=input.project,
+                lease_seconds=input.lease_seconds,
+            )
+        )
 
     @strawberry.mutation(
         description=(
@@ -181,8 +182,12 @@ class RunnerMutation:
         info: Info,
         input: Annotated[RenewLeasesInput, strawberry.argument(description="Leases to renew.")],
     ) -> RenewLeasesPayload:
-        return await runner_resolvers.renew_leases(  # type: ignore[return-value]
-            info.context, [lease.to_data() for lease in input.leases], input.lease_seconds
+        return RenewLeasesPayload(
+            results=await runner_resolvers.renew_leases(  # type: ignore[arg-type]
+                info.context,
+                leases=[lease.to_data() for lease in input.leases],
+                lease_seconds=input.lease_seconds,
+            )
         )
 
     @strawberry.mutation(
@@ -199,6 +204,8 @@ class RunnerMutation:
             CompleteJobsInput, strawberry.argument(description="The completions to apply.")
         ],
     ) -> CompleteJobsPayload:
-        return await runner_resolvers.complete_jobs(  # type: ignore[return-value]
-            info.context, [item.to_data() for item in input.completions]
+        return CompleteJobsPayload(
+            results=await runner_resolvers.complete_jobs(  # type: ignore[arg-type]
+                info.context, completions=[item.to_data() for item in input.completions]
+            )
         )

@@ -10,12 +10,11 @@ import strawberry
 from strawberry.scalars import JSON
 
 from runql.db import models
-from runql.db.jobs import AnyJob, JobRow
 from runql.resolvers import entities as entity_resolvers
 from runql.resolvers import jobs as job_resolvers
 from runql.resolvers import lifecycle as lifecycle_resolvers
 from runql.resolvers import runs as run_resolvers
-from runql.resolvers.runs import JobCounts as JobCountsData
+from runql.resolvers.jobs import AnyJob, JobRow
 from runql.schema.enums import JobStatus, MemberRole, RunStatus, UserRole
 from runql.schema.info import Info
 
@@ -97,7 +96,7 @@ class JobCounts:
     failed: int = strawberry.field(description="Failed for good.")
     done: int = strawberry.field(description="Finished successfully.")
     total: int = strawberry.field(description="All logical jobs of the run.")
-    is_type_of = _is(JobCountsData)
+    is_type_of = _is(run_resolvers.JobCounts)
 
 
 @strawberry.federation.type(

@@ -1,4 +1,4 @@
-"""Users, projects, memberships and API tokens.
+"""Accounts: users and their API tokens, projects and their members.
 
 Lookups by id or name take loader batches, which can be long (federation ``_entities``):
 each list is one parameter (``runql.db.key_lists``), never one parameter per value.
@@ -9,13 +9,18 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import String, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import TypeEngine
 
+from runql.db.dialect import dialect_of
 from runql.db.enums import MemberRole, UserRole
-from runql.db.key_lists import dialect_of, in_list
+from runql.db.key_lists import in_list
 from runql.db.models import Member, Project, User
+from runql.db.paging import page_rows
 from runql.db.visibility import Viewer, visible_projects
 
 TOKEN_PREFIX = "rql_"
@@ -98,35 +103,46 @@ async def visible_users_by_ids(
 async def projects_by_ids(
     session: AsyncSession, viewer: Viewer, ids: Sequence[int]
 ) -> dict[int, Project]:
-    rows = await session.scalars(
-        select(Project).where(
-            in_list(Project.id, dialect_of(session), values=ids),
-            visible_projects(viewer, Project.id),
-        )
-    )
-    return {project.id: project for project in rows}
+    found = await _visible_projects_in(session, viewer, Project.id, ids)
+    return {project.id: project for project in found}
 
 
 async def projects_by_names(
     session: AsyncSession, viewer: Viewer, names: Sequence[str]
 ) -> dict[str, Project]:
-    rows = await session.scalars(
-        select(Project).where(
-            in_list(Project.name, dialect_of(session), values=names, item_type=String()),
-            visible_projects(viewer, Project.id),
-        )
-    )
-    return {project.name: project for project in rows}
+    found = await _visible_projects_in(session, viewer, Project.name, names, String())
+    return {project.name: project for project in found}
+
+
+async def _visible_projects_in(
+    session: AsyncSession,
+    viewer: Viewer,
+    column: Any,
+    values: Sequence[Any],
+    item_type: TypeEngine[Any] | None = None,
+) -> Sequence[Project]:
+    """The visible projects whose ``column`` is one of ``values``."""
+    where = in_list(column, dialect_of(session), values=values, item_type=item_type)
+    return (
+        await session.scalars(select(Project).where(where, visible_projects(viewer, Project.id)))
+    ).all()
+
+
+@dataclass(frozen=True)
+class ProjectsPage:
+    projects: list[Project]
+    has_more: bool
 
 
 async def projects_page(
     session: AsyncSession, viewer: Viewer, *, after_name: str | None, limit: int
-) -> list[Project]:
-    """Visible projects ordered by name, keyset-paged; fetch ``limit + 1`` to see more."""
+) -> ProjectsPage:
+    """The ``limit`` visible projects after ``after_name``, by name (keyset-paged)."""
     stmt = select(Project).where(visible_projects(viewer, Project.id))
     if after_name is not None:
         stmt = stmt.where(Project.name > after_name)
-    return list(await session.scalars(stmt.order_by(Project.name).limit(limit)))
+    rows, has_more = await page_rows(session, stmt.order_by(Project.name), limit)
+    return ProjectsPage(projects=[row[0] for row in rows], has_more=has_more)
 
 
 async def count_users(session: AsyncSession) -> int:
