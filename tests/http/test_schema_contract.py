@@ -2,7 +2,7 @@
 
 Every API change is then a reviewed diff of ``schema.graphql`` (regenerate it with
 ``make schema``). Descriptions of every type, field and argument are guarded by
-``tests/test_graphiql.py::test_docs_pane_describes_every_type_and_field``.
+``tests/http/test_graphiql.py::test_docs_pane_describes_every_type_and_field``.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import pytest
 
 from runql.schema import build_schema
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 SCHEMA_FILE = ROOT / "schema.graphql"
-COMPOSITION = Path(__file__).parent / "composition"
+COMPOSITION = Path(__file__).parents[1] / "composition"
 
 
 def live_sdl() -> str:

@@ -1,6 +1,6 @@
 """Job DAG validation (pure functions): every problem is caught with the field named.
 
-The API-level cases (and "nothing is written") are in ``test_lifecycle_submit.py``; these
+The API-level cases (and "nothing is written") are in ``test_submit.py``; these
 guard the algorithm itself: cycles anywhere in the graph, long chains, the order kept.
 """
 

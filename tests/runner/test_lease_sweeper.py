@@ -1,7 +1,7 @@
 """The lease sweeper as a background task: it outlives database errors (logging each
 outage once, backing off, logging the recovery), and only a bug in its own code stops it.
 
-What a single sweep does to jobs is guarded in ``tests/test_runner_leases.py``.
+What a single sweep does to jobs is guarded in ``tests/runner/test_leases.py``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from runql.db.enums import JobStatus, MemberRole
 from runql.db.lifecycle import JobDefinition
 from runql.lease_sweeper import MAX_BACKOFF_SECONDS, LeaseSweeper, backoff_seconds
 from tests.factories import Factory, GraphQLClient
-from tests.runner_helpers import claim, job_rows
+from tests.runner.helpers import claim, job_rows
 
 LOGGER = "runql.lease_sweeper"
 

@@ -2,7 +2,7 @@
 
 A stand-in ``npm`` on PATH hands out a tarball that is not the pinned one; the real
 download is exercised by ``make install`` itself and checked by
-tests/test_graphiql.py::test_installed_assets_match_the_pinned_hashes.
+tests/http/test_graphiql.py::test_installed_assets_match_the_pinned_hashes.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 
 from runql import graphiql
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "fetch_graphiql_assets.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "fetch_graphiql_assets.py"
 
 FAKE_NPM = """\
 #!{python}

@@ -21,7 +21,7 @@ from runql.db.types import utcnow
 from runql.lease_sweeper import EXPECTED_ERRORS, LeaseSweeper
 from runql.settings import Settings
 from tests.factories import Factory, GraphQLClient
-from tests.runner_helpers import claim, complete, completion, job_rows, renew, run_row, run_state
+from tests.runner.helpers import claim, complete, completion, job_rows, renew, run_row, run_state
 
 
 async def _alice(factory: Factory) -> tuple[Any, Any]:

@@ -1,4 +1,4 @@
-"""GraphQL documents and small helpers shared by the runner API tests (tests/test_runner_*)."""
+"""GraphQL documents and small helpers shared by the runner API tests (tests/runner/)."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from runql.db.engine import Database
 from runql.db.enums import JobStatus, MemberRole, RunStatus
 from runql.db.lifecycle import JobDefinition
 from tests.factories import Factory, GraphQLClient
-from tests.runner_helpers import (
+from tests.runner.helpers import (
     COMPLETE,
     claim,
     complete,

@@ -21,7 +21,7 @@ from runql.db.engine import Database
 from runql.db.enums import MemberRole
 from runql.db.models import Run
 from tests.factories import Factory, ProjectHandle, UserHandle
-from tests.runner_helpers import COMPLETE, claim, completion, job_rows
+from tests.runner.helpers import COMPLETE, claim, completion, job_rows
 
 NUL = "bad\x00name"
 SURROGATE = "bad\ud800name"

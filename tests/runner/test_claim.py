@@ -10,7 +10,7 @@ from runql.db.engine import Database
 from runql.db.enums import JobStatus, MemberRole, RunStatus
 from runql.db.lifecycle import JobDefinition
 from tests.factories import Factory, GraphQLClient
-from tests.runner_helpers import CLAIM, claim, job_rows, run_row
+from tests.runner.helpers import CLAIM, claim, job_rows, run_row
 
 
 async def test_claim_hands_out_ready_jobs_with_token_and_lease(

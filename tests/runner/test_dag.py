@@ -10,7 +10,7 @@ from runql.db.enums import JobStatus, MemberRole, RunStatus
 from runql.db.lifecycle import JobDefinition
 from runql.db.models import LogicalJob
 from tests.factories import Factory, GraphQLClient
-from tests.runner_helpers import claim, complete, completion, job_rows, run_row, run_state
+from tests.runner.helpers import claim, complete, completion, job_rows, run_row, run_state
 
 
 async def _alice(factory: Factory) -> tuple[Any, Any]:

@@ -18,7 +18,7 @@ from runql.db.engine import Database
 from runql.db.enums import JobStatus, MemberRole, RunStatus
 from runql.db.lifecycle import JobDefinition
 from tests.factories import Factory, GraphQLClient
-from tests.runner_helpers import claim, complete, completion, job_rows, renew, run_row
+from tests.runner.helpers import claim, complete, completion, job_rows, renew, run_row
 
 RUNNERS = 8
 

@@ -3,7 +3,7 @@
 The page tests point ``runql.graphiql.page.ASSETS_DIR`` at a folder they fill themselves, so
 they do not depend on ``make install`` having run; the installed files are checked
 against the manifest in their own test. What a browser does with the page is
-tests/test_graphiql_browser.py's job.
+tests/http/test_graphiql_browser.py's job.
 """
 
 from __future__ import annotations
