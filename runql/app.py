@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -72,6 +73,20 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.state.settings = settings
     app.state.lease_sweeper = sweeper
     return app
+
+
+def create_worker_app() -> Starlette:
+    """The app of one ``runql serve`` worker process.
+
+    uvicorn starts each worker by importing this name ("runql.app:create_worker_app",
+    ``factory=True``), so a worker reads its settings from the environment (``runql serve``
+    puts the worker count there too). ``RUNQL_DB_POOL_SIZE`` is the server's total: each of
+    the N workers keeps its share, rounded up, so N processes stay within the connections
+    PostgreSQL was sized for instead of opening N times as many.
+    """
+    settings = Settings.from_env()
+    share = -(-settings.db_pool_size // settings.worker_count())
+    return create_app(dataclasses.replace(settings, db_pool_size=share))
 
 
 def _cors(settings: Settings) -> list[Middleware]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -59,16 +60,24 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from runql.app import create_app
     from runql.websocket import max_frame_bytes
 
     host = args.host or settings.host
     port = args.port or settings.port
-    print(f"runql: GraphiQL and API at http://{host}:{port}/graphql")
+    workers = args.workers or settings.worker_count()
+    # uvicorn starts every worker from an import string, and each reads its settings from
+    # the environment: the count goes there too, so each worker takes its share of the
+    # database pool (runql.app.create_worker_app).
+    os.environ["RUNQL_WORKERS"] = str(workers)
+    print(f"runql: GraphiQL and API at http://{host}:{port}/graphql ({workers} worker(s))")
     uvicorn.run(
-        create_app(settings),
+        "runql.app:create_worker_app",
+        factory=True,
         host=host,
         port=port,
+        # The workers accept on one socket. uvicorn's loop and protocol are left on
+        # "auto": uvloop and httptools when installed (the `fast` extra), else asyncio, h11.
+        workers=workers,
         log_level="warning",
         # WebSocket messages are held to max_body_bytes by runql (a GraphQL error); this
         # is the hard stop past which uvicorn closes the socket without reading on.
@@ -89,6 +98,16 @@ def cmd_user_create(settings: Settings, args: argparse.Namespace) -> int:
     print(f"created user {args.name}{' (ADMIN)' if args.admin else ''}; API token (shown once):")
     print(token)
     return 0
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1 (got {value!r})")
+    return number
 
 
 def _member(value: str) -> tuple[str, MemberRole]:
@@ -133,6 +152,11 @@ def parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve GraphiQL and the API at /graphql")
     serve.add_argument("--host", help="interface to bind (default RUNQL_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default RUNQL_PORT or 8000)")
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        help="processes serving the port (default RUNQL_WORKERS, or one per core)",
+    )
     serve.set_defaults(func=cmd_serve)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
     demo = sub.add_parser("demo", help="load demo data and print demo API tokens")

@@ -55,6 +55,8 @@ class Settings:
     secret_key: str = "runql-dev-secret-change-me"
     host: str = "127.0.0.1"
     port: int = 8000
+    #: Processes ``runql serve`` starts; 0: one per core (see ``worker_count``).
+    workers: int = 0
     graphiql: bool = True
     introspection: bool = True
     cors_origins: tuple[str, ...] = ()
@@ -86,6 +88,8 @@ class Settings:
         for name in POSITIVE_FIELDS:
             if getattr(self, name) < 1:
                 raise ValueError(f"RUNQL_{name.upper()}: must be at least 1")
+        if self.workers < 0:
+            raise ValueError("RUNQL_WORKERS: must be at least 0 (0: one per core)")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -99,6 +103,10 @@ class Settings:
             values[f.name] = _parse(f, raw)
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
+
+    def worker_count(self) -> int:
+        """The processes ``runql serve`` runs: ``workers``, or one per core when it is 0."""
+        return self.workers or os.cpu_count() or 1
 
     @property
     def is_sqlite(self) -> bool:
@@ -129,6 +137,8 @@ FIELD_DOCS: dict[str, str] = {
     "restarts and cannot be forged.",
     "host": "Interface `runql serve` binds.",
     "port": "Port `runql serve` listens on.",
+    "workers": "Processes `runql serve` starts (`--workers` wins); 0: one per core. They share "
+    "the port, the database and `RUNQL_DB_POOL_SIZE`.",
     "graphiql": "Serve GraphiQL at `GET /graphql` for browsers.",
     "introspection": "Answer `__schema`/`__type` queries (GraphiQL's docs pane needs it); "
     "federation's `_service { sdl }` works either way.",
@@ -154,7 +164,8 @@ FIELD_DOCS: dict[str, str] = {
     "its page sizes and list arguments (see docs/limits.md).",
     "statement_timeout_ms": "PostgreSQL `statement_timeout` of every connection, in ms "
     "(0: none); a slow statement answers `STATEMENT_TIMEOUT`.",
-    "db_pool_size": "PostgreSQL connections kept per process (as many again may overflow).",
+    "db_pool_size": "PostgreSQL connections `runql serve` keeps, shared out among its workers "
+    "(each keeps its share, rounded up; as many again may overflow).",
     "min_lease_seconds": "Shortest lease a runner may ask for.",
     "max_lease_seconds": "Longest lease a runner may ask for.",
     "lease_sweep_seconds": "How often expired leases are requeued (0: no sweeper).",
