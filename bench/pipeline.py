@@ -164,10 +164,11 @@ def _free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def server(url: str) -> AsyncIterator[str]:
-    """``runql serve`` in a subprocess on a free loopback port; yields its base URL."""
+async def server(url: str, environ: dict[str, str] | None = None) -> AsyncIterator[str]:
+    """``runql serve`` in a subprocess on a free loopback port; yields its base URL.
+    ``environ``: more ``RUNQL_*`` settings for the server."""
     port = _free_port()
-    env = {**os.environ, "RUNQL_DATABASE_URL": url, "RUNQL_LOG_LEVEL": "WARNING"}
+    env = {**os.environ, "RUNQL_DATABASE_URL": url, "RUNQL_LOG_LEVEL": "WARNING", **(environ or {})}
     command = [sys.executable, "-m", "runql.cli", "serve", "--port", str(port)]
     profile = os.environ.get("BENCH_SERVER_PROFILE")
     if profile:  # cProfile the server: python -m pstats <file>

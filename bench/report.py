@@ -66,12 +66,26 @@ TARGETS = (
     Target("runs_page.naive_over_runql_d1000", operator.ge, 50, ">= 50x faster than naive"),
     Target("raw_floor.runql_over_floor_d1", operator.le, 3, "within 3x of raw SQL (D=1)"),
     Target("raw_floor.runql_over_floor_d1000", operator.le, 3, "within 3x of raw SQL (D=1000)"),
+    Target(
+        "graphql_floor.runql_over_floors_d1",
+        operator.le,
+        1.5,
+        "within 1.5x of SQL + GraphQL floors (D=1)",
+    ),
+    Target(
+        "graphql_floor.runql_over_floors_d1000",
+        operator.le,
+        1.5,
+        "within 1.5x of SQL + GraphQL floors (D=1000)",
+    ),
     Target("runs_page.statements_d1000", operator.le, 4, "runs page in <= 4 statements"),
     Target("bulk_stop.speedup", operator.ge, 20, "bulk stop >= 20x one-per-run"),
     Target(
         "pipeline.batched_jobs_per_s", operator.ge, 1000, ">= 1,000 jobs/s", backends=("sqlite",)
     ),
     Target("pipeline.speedup", operator.ge, 5, "batched >= 5x one-per-request"),
+    Target("dstack.p50_ms", operator.le, 8, "dstack shape p50 <= 8 ms over HTTP"),
+    Target("dstack.req_per_s_8_clients", operator.ge, 100, "dstack shape >= 100 req/s, 8 clients"),
 )
 
 

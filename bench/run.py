@@ -17,7 +17,9 @@ from sqlalchemy import text
 from bench import (
     all_projects,
     bulk_stop,
+    dstack_shape,
     entities,
+    graphql_floor,
     heavy_fields,
     pipeline,
     raw_floor,
@@ -63,6 +65,7 @@ async def read_path(backend: str, config: Config, report: Report) -> str | None:
                 await all_projects.measure_all_projects(env, seeded, config, report)
             await runs_page.measure_depth(env, seeded, config, report)
             await raw_floor.measure_floor(env, seeded, config, report)
+            await graphql_floor.measure_graphql_floor(env, seeded, config, report)
         runs_page.summarise(report, backend, config.depths)
         if has_field("Mutation", "stopRuns"):
             await bulk_stop.measure_bulk_stop(env, seeded, config, report)
@@ -85,6 +88,7 @@ async def run_backend(backend: str, config: Config, report: Report) -> str | Non
     print(f"\n== {backend} ==", flush=True)
     try:
         version = await read_path(backend, config, report)
+        await dstack_shape.measure_dstack_shape(backend, config, report)
         if has_field("Mutation", "claimJobs") and has_field("Mutation", "completeJobs"):
             await pipeline.measure_pipeline(backend, config, report)
         else:
