@@ -53,8 +53,8 @@ query DstackRuns {
 
 
 def _client(base_url: str) -> httpx.AsyncClient:
-    """A keep-alive client with ``TCP_NODELAY`` (httpcore leaves Nagle on: a request
-    written in two sends would wait for the server's delayed ACK, ~40 ms on Linux)."""
+    """A keep-alive client with ``TCP_NODELAY`` (httpcore leaves Nagle's algorithm on), so
+    the client's own writes never wait for a delayed ACK."""
     transport = httpx.AsyncHTTPTransport(
         socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
     )
