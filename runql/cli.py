@@ -58,8 +58,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn
-
+    from runql.server import serve
     from runql.websocket import max_frame_bytes
 
     host = args.host or settings.host
@@ -70,17 +69,12 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     # database pool (runql.app.create_worker_app).
     os.environ["RUNQL_WORKERS"] = str(workers)
     print(f"runql: GraphiQL and API at http://{host}:{port}/graphql ({workers} worker(s))")
-    uvicorn.run(
-        "runql.app:create_worker_app",
-        factory=True,
+    # WebSocket messages are held to max_body_bytes by runql (a GraphQL error); the frame
+    # cap is the hard stop past which uvicorn closes the socket without reading on.
+    serve(
         host=host,
         port=port,
-        # The workers accept on one socket. uvicorn's loop and protocol are left on
-        # "auto": uvloop and httptools when installed (the `fast` extra), else asyncio, h11.
         workers=workers,
-        log_level="warning",
-        # WebSocket messages are held to max_body_bytes by runql (a GraphQL error); this
-        # is the hard stop past which uvicorn closes the socket without reading on.
         ws_max_size=max_frame_bytes(settings.max_body_bytes),
     )
     return 0

@@ -1,0 +1,54 @@
+"""Running runql under uvicorn: one process, or ``--workers N`` on one listening socket.
+
+uvicorn binds the shared socket of its worker processes itself, as
+``socket.socket(family)``, whose protocol number is 0. asyncio turns ``TCP_NODELAY`` on
+only for sockets whose protocol is ``IPPROTO_TCP``, and an accepted connection inherits the
+listener's, so with more than one worker every connection kept Nagle's algorithm: h11
+writes a response's headers and body separately, and the body waited for the client's
+delayed ACK, about 40 ms a request (bench/RESULTS.md). :class:`TCPConfig` hands uvicorn the
+same socket with its protocol stated, so every accepted connection gets ``TCP_NODELAY``
+as in the single-process server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+
+import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
+
+APP = "runql.app:create_worker_app"
+
+
+class TCPConfig(uvicorn.Config):
+    def bind_socket(self) -> socket.socket:
+        sock = super().bind_socket()
+        if sock.family not in (socket.AF_INET, socket.AF_INET6) or sock.proto:
+            return sock
+        tcp = socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
+        tcp.set_inheritable(True)
+        return tcp
+
+
+def serve(*, host: str, port: int, workers: int, ws_max_size: int) -> None:
+    """Serve until stopped. Each worker builds its app from the environment
+    (``runql.app.create_worker_app``); uvicorn picks uvloop and httptools when installed."""
+    config = TCPConfig(
+        APP,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        ws_max_size=ws_max_size,
+    )
+    if workers > 1:
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        return
+    server = uvicorn.Server(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        raise SystemExit(STARTUP_FAILURE)
