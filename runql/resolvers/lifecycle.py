@@ -23,6 +23,7 @@ from runql.db.visibility import Viewer
 from runql.error_codes import ErrorCode
 from runql.resolvers.checks import (
     check_batch,
+    check_each,
     check_json_object,
     check_name,
     check_text,
@@ -153,30 +154,6 @@ def _results(
     return answers
 
 
-def _parse_ids(run_ids: Sequence[str]) -> tuple[dict[str, int | None], dict[str, ClientError]]:
-    """Each requested id parsed, and the malformed ones with their error: a malformed id
-    is answered on its own item, like an unknown one, and holds back no other."""
-    parsed: dict[str, int | None] = {}
-    malformed: dict[str, ClientError] = {}
-    for i, raw in enumerate(run_ids):
-        try:
-            parsed[raw] = parse_id(raw, f"runIds[{i}]")
-        except ClientError as exc:
-            malformed.setdefault(raw, exc)
-    return parsed, malformed
-
-
-def _check_names(names: Sequence[str]) -> dict[str, ClientError]:
-    """Names that no run can have (they hold characters that cannot be stored)."""
-    malformed: dict[str, ClientError] = {}
-    for i, name in enumerate(names):
-        try:
-            check_text(name, f"names[{i}]")
-        except ClientError as exc:
-            malformed.setdefault(name, exc)
-    return malformed
-
-
 async def stop_runs(
     ctx: Context,
     *,
@@ -197,7 +174,7 @@ async def stop_runs(
             )
         check_batch("names", len(names), ctx.settings.max_stop_batch)
         check_text(project, "project")
-        malformed = _check_names(names)
+        _, malformed = check_each(names, check_text, "names")
         wanted = [name for name in dict.fromkeys(names) if name not in malformed]
         if not wanted:
             locked, outcomes = LockedRuns(runs=[], roles={}), {}
@@ -212,7 +189,7 @@ async def stop_runs(
             names, by_name.get, outcomes, by_name=True, action="stop", malformed=malformed
         )
     check_batch("runIds", len(run_ids), ctx.settings.max_stop_batch)
-    parsed, malformed = _parse_ids(run_ids)
+    parsed, malformed = check_each(run_ids, parse_id, "runIds")
     locked, outcomes = await _locked_write(ctx, parsed, partial(lifecycle.stop_runs, abort=abort))
     by_id = locked.by_id()
     return _results(
@@ -228,7 +205,7 @@ async def stop_runs(
 async def delete_runs(ctx: Context, *, run_ids: Sequence[str]) -> list[RunAnswer]:
     """Soft-delete many finished runs in one short write transaction; a result per id."""
     check_batch("runIds", len(run_ids), ctx.settings.max_stop_batch)
-    parsed, malformed = _parse_ids(run_ids)
+    parsed, malformed = check_each(run_ids, parse_id, "runIds")
     locked, outcomes = await _locked_write(ctx, parsed, lifecycle.delete_runs)
     by_id = locked.by_id()
     return _results(

@@ -2,9 +2,9 @@
 
 They validate the request, turn tokens into hashes, call ``runql.db.runner`` inside one
 short write transaction, and turn its outcomes into per-item results in request order.
-A request that is wrong as a whole (too many items, a bad lease length, a malformed id)
-is a top-level error naming the field; a problem with one item is data on that item and
-never stops the other items from applying.
+A request that is wrong as a whole (too many items, a bad lease length) is a top-level
+error naming the field; a problem with one item (a malformed id, token or result, a stale
+claim) is data on that item and never stops the other items from applying.
 """
 
 from __future__ import annotations
