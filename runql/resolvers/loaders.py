@@ -4,12 +4,18 @@ Every resolver that touches the database goes through one of these, so a page of
 costs one statement per kind of data, never one per run. Each batch opens its own short
 read session: sibling fields resolve concurrently and must not share a session.
 Loaders are built per request (they bind the running event loop and cache per viewer).
+
+A value already in a loader's cache (primed by the resolver that read a page, or loaded
+earlier in the request) is handed out synchronously by :meth:`_DbLoader.value_or_future`:
+a page of 50 runs then resolves ``user``, ``statusMessage`` and ``jobs`` without a
+coroutine and a future per row, which is most of what GraphQL execution costs on a page.
 Only the request body bounds a batch's length (``_entities``, big runs), so the queries
 bind each batch as one list parameter, never one parameter per key (``runql.db.key_lists``).
 """
 
 from __future__ import annotations
 
+from asyncio import Future
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any, Generic, TypeVar
@@ -32,11 +38,33 @@ G = TypeVar("G", bound=Hashable)
 V = TypeVar("V")
 
 
+#: What :meth:`_DbLoader.cached` answers for a key the loader does not hold yet.
+MISSING: Any = object()
+
+
 class _DbLoader(DataLoader):
     def __init__(self, db: Database, viewer: Viewer) -> None:
-        super().__init__()
+        self._futures: dict[Any, Future[Any]] = {}
+        super().__init__(cache_map=self._futures)
         self.db = db
         self.viewer = viewer
+
+    def cached(self, key: Any) -> Any:
+        """The value loaded (or primed) for ``key``, or :data:`MISSING`; never loads."""
+        future = self._futures.get(key)
+        if future is None or not future.done() or future.cancelled():
+            return MISSING
+        if future.exception() is not None:
+            return MISSING
+        return future.result()
+
+    def value_or_future(self, key: Any) -> Any:
+        """The value itself when it is already loaded, else the future of its load.
+
+        GraphQL resolvers return this as it is: graphql-core completes a plain value at
+        once and awaits only a future."""
+        value = self.cached(key)
+        return self.load(key) if value is MISSING else value
 
 
 async def _grouped(

@@ -123,9 +123,12 @@ class Run:
     async def project(self, root: strawberry.Parent[models.Run], info: Info) -> Project:
         return await run_resolvers.run_project(info.context, root)  # type: ignore[return-value]
 
+    # ``user``, ``statusMessage`` and ``jobs`` are plain functions: on a runs page their
+    # data is already loaded and they answer at once; elsewhere they answer a future that
+    # graphql-core awaits (``runql.resolvers.loaders``, "value_or_future").
     @strawberry.field(description="Who submitted the run.")
-    async def user(self, root: strawberry.Parent[models.Run], info: Info) -> User:
-        return await run_resolvers.run_user(info.context, root)  # type: ignore[return-value]
+    def user(self, root: strawberry.Parent[models.Run], info: Info) -> User:
+        return run_resolvers.run_user(info.context, root)  # type: ignore[return-value]
 
     @strawberry.field(
         description=(
@@ -133,8 +136,8 @@ class Run:
             "aborted by user, failed: <job>: <reason>, ..."
         )
     )
-    async def status_message(self, root: strawberry.Parent[models.Run], info: Info) -> str:
-        return await run_resolvers.run_status_message_of(info.context, root)
+    def status_message(self, root: strawberry.Parent[models.Run], info: Info) -> str:
+        return run_resolvers.run_status_message_of(info.context, root)  # type: ignore[return-value]
 
     @strawberry.field(
         description=(
@@ -142,7 +145,7 @@ class Run:
             "logical job. Cost does not grow with retry history."
         )
     )
-    async def jobs(
+    def jobs(
         self,
         root: strawberry.Parent[models.Run],
         info: Info,
@@ -157,7 +160,7 @@ class Run:
             ),
         ] = None,
     ) -> list[Job]:
-        return await run_resolvers.run_jobs(info.context, root, submissions_limit, statuses)  # type: ignore[return-value]
+        return run_resolvers.run_jobs(info.context, root, submissions_limit, statuses)  # type: ignore[return-value]
 
     @strawberry.field(
         description=(
