@@ -44,7 +44,10 @@ class Unauthenticated(ClientError):
     code = ErrorCode.UNAUTHENTICATED
 
     def __init__(self, message: str = "missing or invalid API token") -> None:
-        super().__init__(message + ": send the header 'Authorization: Bearer <token>'")
+        super().__init__(
+            message + ": send the header 'Authorization: Bearer <token>' (over a WebSocket,"
+            " or put it under 'Authorization' in the connection_init payload)"
+        )
 
 
 class Forbidden(ClientError):

@@ -14,7 +14,8 @@ UNAUTHENTICATED = {
     "errors": [
         {
             "message": "missing or invalid API token: "
-            "send the header 'Authorization: Bearer <token>'",
+            "send the header 'Authorization: Bearer <token>' (over a WebSocket, or put it "
+            "under 'Authorization' in the connection_init payload)",
             "extensions": {"code": "UNAUTHENTICATED"},
         }
     ],

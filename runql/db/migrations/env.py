@@ -28,7 +28,7 @@ def _do_run(connection: Connection) -> None:
 
 
 async def _run_async(url: str) -> None:
-    engine = create_async_engine(url)
+    engine = create_async_engine(url, hide_parameters=True)  # like runql's own engines
     async with engine.connect() as connection:
         await connection.run_sync(_do_run)
         await connection.commit()
