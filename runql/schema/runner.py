@@ -6,11 +6,15 @@ The claim token appears only in ``JobClaim.claimToken``, never as a field of ``J
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any, TypeVar
 
 import strawberry
-from strawberry.scalars import JSON
+from strawberry.scalars import JSON, is_scalar
+from strawberry.types.base import StrawberryOptional
+from strawberry.types.enum import StrawberryEnumDefinition, has_enum_definition
 
 from runql.db.enums import CompletionStatus
 from runql.resolvers import runner as runner_resolvers
@@ -23,6 +27,57 @@ strawberry.enum(
     CompletionStatus,
     description="What a runner reports for a job it ran: DONE (success) or FAILED.",
 )
+
+
+T = TypeVar("T")
+
+
+def _leaf_fields(cls: type[T]) -> type[T]:
+    """Build ``cls`` straight from graphql-core's coerced value, for an input type whose
+    fields are all scalars or enums (nullable or not), as the items of bulk calls are.
+
+    For such fields strawberry's own conversion passes every value through unchanged, but
+    it resolves each field's type again for every item: about 0.27 ms per completion, 13
+    ms of a 50-item ``completeJobs``. This builds the same instance (the same keyword
+    arguments; ``None`` for an omitted field without a default) from names looked up once.
+    It is only how a value is built (``StrawberryObjectDefinition.from_input``): the schema
+    is unchanged, and a strawberry without the hook converts the usual way.
+    """
+    definition = cls.__strawberry_definition__  # type: ignore[attr-defined]
+    implicit = {
+        field.python_name: None
+        for field in definition.fields
+        if field.default_value is dataclasses.MISSING
+        and field.default_factory is dataclasses.MISSING
+    }
+    names: list[tuple[str, str]] = []  # (Python, GraphQL): the name converter is the schema's
+
+    def from_input(target: type[T], value: Mapping[str, Any], context: Any) -> T:
+        if not names:
+            names[:] = _leaf_names(cls, context)
+        kwargs = dict(implicit)
+        for python_name, graphql_name in names:
+            if graphql_name in value:
+                kwargs[python_name] = value[graphql_name]
+        return target(**kwargs)
+
+    definition.from_input = from_input
+    return cls
+
+
+def _leaf_names(cls: type, context: Any) -> list[tuple[str, str]]:
+    """The Python and GraphQL names of ``cls``'s fields; refuses a field whose value
+    strawberry would convert (an input object, a list)."""
+    names = []
+    for field in cls.__strawberry_definition__.fields:  # type: ignore[attr-defined]
+        kind = field.type
+        if type(kind) is StrawberryOptional:
+            kind = kind.of_type
+        enum = isinstance(kind, StrawberryEnumDefinition) or has_enum_definition(kind)
+        if not (enum or is_scalar(kind, context.scalar_registry)):
+            raise TypeError(f"{cls.__name__}.{field.python_name} is not a scalar or an enum")
+        names.append((field.python_name, context.config.name_converter.from_field(field)))
+    return names
 
 
 @strawberry.input(description="Ask for ready jobs to run.")
@@ -41,6 +96,7 @@ class ClaimJobsInput:
     )
 
 
+@_leaf_fields
 @strawberry.input(description="A job the runner holds, identified by its claim.")
 class LeaseInput:
     job_id: strawberry.ID = strawberry.field(description="The claimed job.")
@@ -58,6 +114,7 @@ class RenewLeasesInput:
     )
 
 
+@_leaf_fields
 @strawberry.input(description="How one claimed job ended.")
 class CompletionInput:
     job_id: strawberry.ID = strawberry.field(description="The claimed job.")
