@@ -48,22 +48,23 @@ clears it, so a late runner's writes are refused as stale.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Select, bindparam, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 
 from runql.db.accounts import hash_token
 from runql.db.dialect import is_sqlite
 from runql.db.enums import CompletionStatus, JobStatus, RunStatus, TerminationReason
 from runql.db.job_effects import CLAIMABLE_RUN_STATUSES, JOBS_TABLE, FinishedJobs, status_in
+from runql.db.jobs import JobRow
 from runql.db.models import Job, LogicalJob, Project, Run, submission_of
 from runql.db.types import utcnow
-from runql.db.visibility import Viewer, visible_projects
+from runql.db.visibility import Viewer, visible_projects_bound
 from runql.error_codes import ErrorCode
 
 CLAIM_TOKEN_PREFIX = "rqc_"
@@ -77,9 +78,10 @@ def new_claim_token() -> str:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """A job handed to a runner, with the token only that runner knows."""
+    """A job handed to a runner (its row as the claim left it), with the token only that
+    runner knows."""
 
-    job: Job
+    job: JobRow
     token: str
     lease_expires_at: dt.datetime
 
@@ -127,19 +129,21 @@ class CompletionItem:
     result: dict[str, Any] | None = None
 
 
-def _set(job: Job, **values: Any) -> None:
-    """Reflect an UPDATE issued in SQL on a loaded row without making it dirty (a dirty
-    row would be flushed again, one statement per job, at commit)."""
-    for key, value in values.items():
-        set_committed_value(job, key, value)
-
-
 # --- claims ----------------------------------------------------------------------------
 
 
-def _claimable(
-    viewer: Viewer, project_name: str | None, *columns: Any, sqlite: bool = False
-) -> Any:
+# Every statement below is built once per shape (``functools.cache``) and run with bound
+# parameters: building one costs more Python than running it on a 50-job batch, and a
+# statement object built once also keeps its SQLAlchemy cache key. The shapes: whether the
+# viewer is an admin (who sees every project), the dialect where plans differ, and for
+# claims whether one project was asked for. The viewer's user id is ``viewer_id``.
+
+
+def _viewer_params(viewer: Viewer) -> dict[str, Any]:
+    return {} if viewer.is_admin else {"viewer_id": viewer.user_id}
+
+
+def _claimable(is_admin: bool, by_project: bool, sqlite: bool, *columns: Any) -> Any:
     # SQLite, without statistics, would start from the viewer's runs and read every job of
     # each; ``+ 0`` keeps it from looking jobs up by run_id, so the plan starts from the
     # small partial index of ready jobs. PostgreSQL plans that well by itself, and the
@@ -152,13 +156,78 @@ def _claimable(
             status_in(Job.status, "SUBMITTED"),
             Run.status.in_(CLAIMABLE_RUN_STATUSES),
             Run.deleted.is_(False),
-            visible_projects(viewer, Run.project_id),
+            visible_projects_bound(is_admin, Run.project_id),
         )
     )
-    if project_name is not None:
-        project_id = select(Project.id).where(Project.name == project_name).scalar_subquery()
+    if by_project:
+        project_id = (
+            select(Project.id).where(Project.name == bindparam("project_name")).scalar_subquery()
+        )
         stmt = stmt.where(Run.project_id == project_id)
     return stmt
+
+
+@functools.cache
+def _exists_statement(is_admin: bool, by_project: bool, sqlite: bool) -> Any:
+    return _claimable(is_admin, by_project, sqlite, Job.id).limit(1)
+
+
+#: The columns of a claimed job: those of :class:`~runql.db.jobs.JobRow`, the plain row
+#: every ``Job`` field reads (no ORM entity per job: hydrating one cost more than the rest of
+#: a claim's work on it).
+_CLAIMED_COLUMNS = tuple(f.name for f in fields(JobRow))
+
+
+@functools.cache
+def _claim_statement(is_admin: bool, by_project: bool, sqlite: bool) -> Any:
+    columns = [JOBS_TABLE.c[name] for name in _CLAIMED_COLUMNS]
+    return (
+        _claimable(is_admin, by_project, sqlite, *columns, Run.attempt, Run.status)
+        .order_by(Run.priority.desc(), Job.submitted_at, Job.id)
+        .limit(bindparam("limit"))
+        .with_for_update(of=Job, skip_locked=True)
+    )
+
+
+@functools.cache
+def _claim_update() -> Any:
+    """The claimed jobs' rows, one executemany row per job (its own token hash)."""
+    jobs = JOBS_TABLE.c
+    return (
+        update(JOBS_TABLE)
+        .where(jobs.id == bindparam("b_id"))
+        .values(
+            status=JobStatus.RUNNING,
+            runner_name=bindparam("b_runner"),
+            started_at=bindparam("b_now"),
+            lease_expires_at=bindparam("b_expires"),
+            claim_token_hash=bindparam("b_hash"),
+            run_attempt=bindparam("b_attempt"),
+        )
+    )
+
+
+@functools.cache
+def _start_runs_statement() -> Any:
+    """Runs of ``run_ids`` still ``SUBMITTED`` become ``RUNNING``; busy ones are skipped."""
+    locked = (
+        select(Run.id)
+        .where(Run.id.in_(bindparam("run_ids", expanding=True)), Run.status == RunStatus.SUBMITTED)
+        .with_for_update(skip_locked=True)
+    )
+    return (
+        update(Run)
+        .where(Run.id.in_(locked))
+        .values(status=RunStatus.RUNNING)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _claim_params(viewer: Viewer, project_name: str | None, **more: Any) -> dict[str, Any]:
+    params = _viewer_params(viewer)
+    if project_name is not None:
+        params["project_name"] = project_name
+    return params | more
 
 
 async def claimable_jobs_exist(
@@ -166,8 +235,8 @@ async def claimable_jobs_exist(
 ) -> bool:
     """Whether a claim could find work: a plain read, so SQLite callers can skip taking
     the write lock for an empty claim (idle runners poll; they must not queue writers)."""
-    stmt = _claimable(viewer, project_name, Job.id, sqlite=is_sqlite(session)).limit(1)
-    return (await session.scalar(stmt)) is not None
+    stmt = _exists_statement(viewer.is_admin, project_name is not None, is_sqlite(session))
+    return (await session.scalar(stmt, _claim_params(viewer, project_name))) is not None
 
 
 async def claim_jobs(
@@ -184,59 +253,42 @@ async def claim_jobs(
     each and a lease of ``lease`` from the moment they are locked; runs still
     ``SUBMITTED`` become ``RUNNING``. At most three statements, whatever ``limit`` is.
     """
-    stmt = (
-        _claimable(viewer, project_name, Job, Run.attempt, Run.status, sqlite=is_sqlite(session))
-        .order_by(Run.priority.desc(), Job.submitted_at, Job.id)
-        .limit(limit)
-        .with_for_update(of=Job, skip_locked=True)
-    )
-    rows = (await session.execute(stmt)).all()
+    stmt = _claim_statement(viewer.is_admin, project_name is not None, is_sqlite(session))
+    rows = (await session.execute(stmt, _claim_params(viewer, project_name, limit=limit))).all()
     if not rows:
         return []
     now = utcnow()  # after the write lock (SQLite) and the job locks: the lease is whole
     lease_expires_at = now + lease
+    claimed = {
+        "status": JobStatus.RUNNING,
+        "runner_name": runner_name,
+        "started_at": now,
+        "lease_expires_at": lease_expires_at,
+    }
     claims: list[Claim] = []
     params: list[dict[str, Any]] = []
-    for job, attempt, _ in rows:
+    starting: set[int] = set()
+    for *columns, attempt, run_status in rows:
+        values = dict(zip(_CLAIMED_COLUMNS, columns, strict=True))
+        values.update(claimed, run_attempt=attempt)
+        job = JobRow(**values)
         token = new_claim_token()
-        params.append({"b_id": job.id, "b_hash": hash_token(token), "b_attempt": attempt})
+        params.append(
+            {
+                "b_id": job.id,
+                "b_hash": hash_token(token),
+                "b_attempt": attempt,
+                "b_runner": runner_name,
+                "b_now": now,
+                "b_expires": lease_expires_at,
+            }
+        )
         claims.append(Claim(job=job, token=token, lease_expires_at=lease_expires_at))
-    jobs = JOBS_TABLE.c
-    await session.execute(
-        update(JOBS_TABLE)
-        .where(jobs.id == bindparam("b_id"))
-        .values(
-            status=JobStatus.RUNNING,
-            runner_name=runner_name,
-            started_at=now,
-            lease_expires_at=lease_expires_at,
-            claim_token_hash=bindparam("b_hash"),
-            run_attempt=bindparam("b_attempt"),
-        ),
-        params,
-    )
-    for job, attempt, _ in rows:
-        _set(
-            job,
-            status=JobStatus.RUNNING,
-            runner_name=runner_name,
-            started_at=now,
-            lease_expires_at=lease_expires_at,
-            run_attempt=attempt,
-        )
-    starting = {job.run_id for job, _, status in rows if status == RunStatus.SUBMITTED}
+        if run_status == RunStatus.SUBMITTED:
+            starting.add(job.run_id)
+    await session.execute(_claim_update(), params)
     if starting:
-        locked = (
-            select(Run.id)
-            .where(Run.id.in_(sorted(starting)), Run.status == RunStatus.SUBMITTED)
-            .with_for_update(skip_locked=True)
-        )
-        await session.execute(
-            update(Run)
-            .where(Run.id.in_(locked))
-            .values(status=RunStatus.RUNNING)
-            .execution_options(synchronize_session=False)
-        )
+        await session.execute(_start_runs_statement(), {"run_ids": sorted(starting)})
     return claims
 
 
@@ -265,6 +317,17 @@ class LockedCompletion(LockedJob, Protocol):
     retry_on_failure: bool
 
 
+@functools.cache
+def _lock_runs_statement(is_admin: bool, share: bool) -> Any:
+    runs = select(Job.run_id).where(Job.id.in_(bindparam("job_ids", expanding=True)))
+    return (
+        select(Run.id)
+        .where(Run.id.in_(runs), visible_projects_bound(is_admin, Run.project_id))
+        .order_by(Run.id)
+        .with_for_update(read=share)
+    )
+
+
 async def _lock_runs_of_jobs(
     session: AsyncSession, viewer: Viewer, job_ids: Sequence[int], *, share: bool = False
 ) -> None:
@@ -273,18 +336,15 @@ async def _lock_runs_of_jobs(
     SQLite holds the database write lock already."""
     if is_sqlite(session):
         return
-    runs = select(Job.run_id).where(Job.id.in_(job_ids))
-    await session.execute(
-        select(Run.id)
-        .where(Run.id.in_(runs), visible_projects(viewer, Run.project_id))
-        .order_by(Run.id)
-        .with_for_update(read=share)
-    )
+    stmt = _lock_runs_statement(viewer.is_admin, share)
+    await session.execute(stmt, {"job_ids": job_ids, **_viewer_params(viewer)})
 
 
-def _locking_read(viewer: Viewer, ids: Sequence[int], *extra: Any) -> Select[Any]:
-    """The requested jobs of visible, live runs, locked in id order, with the columns of
-    :class:`LockedJob` and the logical job's columns ``extra``."""
+@functools.cache
+def _locking_read(is_admin: bool, with_policy: bool) -> Any:
+    """The jobs of ``job_ids`` of visible, live runs, locked in id order, with the columns
+    of :class:`LockedJob` (and of :class:`LockedCompletion` ``with_policy``)."""
+    extra = (LogicalJob.retry_limit, LogicalJob.retry_on_failure) if with_policy else ()
     stmt = (
         select(
             Job.id,
@@ -299,11 +359,15 @@ def _locking_read(viewer: Viewer, ids: Sequence[int], *extra: Any) -> Select[Any
             *extra,
         )
         .join(Run, Run.id == Job.run_id)
-        .where(Job.id.in_(ids), Run.deleted.is_(False), visible_projects(viewer, Run.project_id))
+        .where(
+            Job.id.in_(bindparam("job_ids", expanding=True)),
+            Run.deleted.is_(False),
+            visible_projects_bound(is_admin, Run.project_id),
+        )
         .order_by(Job.id)
         .with_for_update(of=Job)
     )
-    if extra:
+    if with_policy:
         stmt = stmt.join(LogicalJob, submission_of(Job, LogicalJob))
     return stmt
 
@@ -312,7 +376,8 @@ async def _locked_jobs(
     session: AsyncSession, viewer: Viewer, ids: Sequence[int]
 ) -> dict[int, LockedJob]:
     """The requested jobs, locked, by id; absent ids are unknown or not visible."""
-    rows = await session.execute(_locking_read(viewer, ids))
+    stmt = _locking_read(viewer.is_admin, False)
+    rows = await session.execute(stmt, {"job_ids": ids, **_viewer_params(viewer)})
     return cast("dict[int, LockedJob]", {row.id: row for row in rows})
 
 
@@ -320,8 +385,9 @@ async def _locked_completions(
     session: AsyncSession, viewer: Viewer, ids: Sequence[int]
 ) -> dict[int, LockedCompletion]:
     """As :func:`_locked_jobs`, with each job's retry policy."""
-    stmt = _locking_read(viewer, ids, LogicalJob.retry_limit, LogicalJob.retry_on_failure)
-    return cast("dict[int, LockedCompletion]", {row.id: row for row in await session.execute(stmt)})
+    stmt = _locking_read(viewer.is_admin, True)
+    rows = await session.execute(stmt, {"job_ids": ids, **_viewer_params(viewer)})
+    return cast("dict[int, LockedCompletion]", {row.id: row for row in rows})
 
 
 def _claim_refusal(job: LockedJob, token_hash: str) -> tuple[ErrorCode, str] | None:
@@ -387,12 +453,19 @@ async def renew_leases(
             outcomes.append(JobOutcome(row.id, must_stop=row.status == JobStatus.TERMINATING))
     if renewed:
         await session.execute(
-            update(Job)
-            .where(Job.id.in_(sorted(renewed)))
-            .values(lease_expires_at=lease_expires_at)
-            .execution_options(synchronize_session=False)
+            _renew_statement(), {"job_ids": sorted(renewed), "expires": lease_expires_at}
         )
     return Renewals(outcomes, lease_expires_at)
+
+
+@functools.cache
+def _renew_statement() -> Any:
+    return (
+        update(Job)
+        .where(Job.id.in_(bindparam("job_ids", expanding=True)))
+        .values(lease_expires_at=bindparam("expires"))
+        .execution_options(synchronize_session=False)
+    )
 
 
 # --- completions -----------------------------------------------------------------------
@@ -497,8 +570,15 @@ async def _write_completions(
     session: AsyncSession, params: list[dict[str, Any]], now: dt.datetime
 ) -> None:
     """The completed jobs' rows, in one executemany UPDATE."""
+    for row in params:
+        row["b_now"] = now
+    await session.execute(_completion_update(), params)
+
+
+@functools.cache
+def _completion_update() -> Any:
     jobs = JOBS_TABLE.c
-    await session.execute(
+    return (
         update(JOBS_TABLE)
         .where(jobs.id == bindparam("b_id"))
         .values(
@@ -507,8 +587,7 @@ async def _write_completions(
             termination_message=bindparam("b_message"),
             exit_status=bindparam("b_exit"),
             result=bindparam("b_result"),
-            finished_at=now,
+            finished_at=bindparam("b_now"),
             lease_expires_at=None,
-        ),
-        params,
+        )
     )
