@@ -5,7 +5,8 @@ with its user's name, its status message and the latest submission of each job. 
 data here: 200 runs x 1 logical job x 100 submissions (the older 99 failed and retried),
 the page of the 50 newest asked for with the document below, served by a real
 ``runql serve`` subprocess on a free loopback port (the helper scenario 6 uses) over
-keep-alive connections.
+keep-alive connections of ``bench.http_client`` (httpx would spend several ms of the
+machine's CPU per request on the client side).
 
 Reported: the p50 latency of one client sending one request after another (one worker
 process, as the issue measured it), and the throughput of 8 concurrent clients (each its
@@ -19,14 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import statistics
 import time
 from typing import Any
 
-import httpx
-
 from bench.env import Config, database_url
+from bench.http_client import Client
 from bench.pipeline import server
 from bench.report import Report
 from bench.runs_page import check_page
@@ -53,20 +52,8 @@ query DstackRuns {
 """
 
 
-def _client(base_url: str) -> httpx.AsyncClient:
-    """A keep-alive client with ``TCP_NODELAY`` (httpcore leaves Nagle's algorithm on), so
-    the client's own writes never wait for a delayed ACK."""
-    transport = httpx.AsyncHTTPTransport(
-        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-    )
-    return httpx.AsyncClient(base_url=base_url, timeout=60, transport=transport)
-
-
-async def _request(http: httpx.AsyncClient, body: dict[str, Any], token: str) -> httpx.Response:
-    response = await http.post("/graphql", json=body, headers={"authorization": f"Bearer {token}"})
-    if response.status_code != 200 or b'"errors"' in response.content:
-        raise RuntimeError(f"dstack shape: {response.status_code} {response.text[:300]}")
-    return response
+async def _request(http: Client, body: dict[str, Any]) -> dict[str, Any]:
+    return await http.gql(body["query"], body["variables"])
 
 
 async def measure_dstack_shape(backend: str, config: Config, report: Report) -> None:
@@ -124,17 +111,20 @@ async def _one_client(
 ) -> None:
     """p50/p90 of one client sending request after request (checks the page first)."""
     requests_one = 100 if config.quick else 500
-    async with _client(base_url) as http:
-        response = await _request(http, body, token)
-        nodes = [edge["node"] for edge in response.json()["data"]["runs"]["edges"]]
+    http = Client(base_url, token)
+    try:
+        data = await _request(http, body)
+        nodes = [edge["node"] for edge in data["runs"]["edges"]]
         check_page(nodes, seeded)
         for _ in range(config.warmup * 10):
-            await _request(http, body, token)
+            await _request(http, body)
         samples = []
         for _ in range(requests_one):
             start = time.perf_counter()
-            await _request(http, body, token)
+            await _request(http, body)
             samples.append((time.perf_counter() - start) * 1000)
+    finally:
+        await http.close()
     p50 = statistics.median(samples)
     p90 = statistics.quantiles(samples, n=10)[-1]
     report.row(
@@ -148,19 +138,19 @@ async def _one_client(
 
 async def _clients(base_url: str, body: dict[str, Any], token: str, requests_each: int) -> float:
     """Requests per second of ``CLIENTS`` concurrent keep-alive clients."""
-    clients = [_client(base_url) for _ in range(CLIENTS)]
+    clients = [Client(base_url, token) for _ in range(CLIENTS)]
     try:
         for http in clients:  # open every connection before the clock starts
-            await _request(http, body, token)
+            await _request(http, body)
 
-        async def loop(http: httpx.AsyncClient) -> None:
+        async def loop(http: Client) -> None:
             for _ in range(requests_each):
-                await _request(http, body, token)
+                await _request(http, body)
 
         start = time.perf_counter()
         await asyncio.gather(*(loop(http) for http in clients))
         elapsed = time.perf_counter() - start
     finally:
         for http in clients:
-            await http.aclose()
+            await http.close()
     return CLIENTS * requests_each / elapsed

@@ -23,16 +23,16 @@ only until its first few hundred jobs are done; its rate is measured the same wa
 and requests per job; and the ratio of the batched and one-per-request throughput.
 
 The runners speak HTTP/1.1 over one keep-alive connection each with a few lines of asyncio
-(:class:`Client`) rather than httpx: the bench shares this machine's cores with the server,
-and httpx cost several ms of CPU per request, about as much as the server's own work on a
-50-job request. The requests are the same (real HTTP over loopback to ``runql serve``).
+(``bench.http_client.Client``) rather than httpx: the bench shares this machine's cores
+with the server, and httpx cost several ms of CPU per request, about as much as the
+server's own work on a 50-job request. The requests are the same (real HTTP over
+loopback to ``runql serve``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -46,6 +46,7 @@ from typing import Any
 import httpx
 
 from bench.env import Config, database_url
+from bench.http_client import Client
 from bench.report import Report
 from bench.seed import create_bench_user
 from runql.db.accounts import create_project
@@ -105,47 +106,6 @@ class Outcome:
     @property
     def requests_per_job(self) -> float:
         return self.requests / self.jobs
-
-
-class Client:
-    """One runner's keep-alive HTTP/1.1 connection to the server, counting the requests it
-    sends (see the module's docstring for why not httpx)."""
-
-    def __init__(self, base_url: str, token: str) -> None:
-        self.host, port = base_url.removeprefix("http://").rsplit(":", 1)
-        self.port = int(port)
-        self.head = (
-            f"POST /graphql HTTP/1.1\r\nhost: {self.host}:{port}\r\n"
-            f"authorization: Bearer {token}\r\ncontent-type: application/json\r\n"
-        ).encode()
-        self.requests = 0
-        self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-
-    async def gql(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
-        if self.streams is None:  # asyncio turns TCP_NODELAY on for it
-            self.streams = await asyncio.open_connection(self.host, self.port)
-        reader, writer = self.streams
-        self.requests += 1
-        body = json.dumps({"query": query, "variables": variables}).encode()
-        writer.write(self.head + b"content-length: %d\r\n\r\n" % len(body) + body)
-        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").lower()
-        status = head.split(" ", 2)[1]
-        length = next(
-            int(line.split(":", 1)[1])
-            for line in head.split("\r\n")
-            if line.startswith("content-length:")
-        )
-        payload = json.loads(await reader.readexactly(length))
-        if status != "200" or payload.get("errors"):
-            raise RuntimeError(f"runner request failed ({status}): {payload.get('errors')}")
-        data: dict[str, Any] = payload["data"]
-        return data
-
-    async def close(self) -> None:
-        if self.streams is not None:
-            self.streams[1].close()
-            with contextlib.suppress(OSError):
-                await self.streams[1].wait_closed()
 
 
 def _completions(claims: list[dict[str, Any]]) -> list[dict[str, Any]]:
