@@ -135,7 +135,7 @@ class Metrics:
         self.requests = Counter(
             "runql_requests",
             "HTTP requests to /graphql, by operation name, operation type and outcome "
-            "(error: the answer had errors or an HTTP status of 400 or more).",
+            "(error: the answer had errors, an HTTP status of 400 or more, or none).",
             ["operation", "type", "outcome"],
             registry=r,
         )
@@ -250,7 +250,8 @@ class Metrics:
         """One /graphql request: its count, latency, SQL statements and error codes."""
         kind = facts.operation_type if facts.operation_type in OPERATION_TYPES else "none"
         operation = self.operation_names.label(facts.operation_name, facts.operation_type)
-        failed = bool(facts.error_codes) or facts.status >= 400
+        # status 0: no answer was made (an exception escaped the view): an error too
+        failed = bool(facts.error_codes) or not 0 < facts.status < 400
         self.requests.labels(operation, kind, "error" if failed else "ok").inc()
         self.request_duration.labels(operation, kind).observe(seconds)
         self.request_statements.labels(kind).observe(statements)

@@ -13,15 +13,18 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 
 import httpx
 import pytest_asyncio
+from prometheus_client import generate_latest
 from starlette.applications import Starlette
 
 from runql.app import create_app
 from runql.db.engine import Database, record_statements
 from runql.db.enums import MemberRole
 from runql.db.lifecycle import JobDefinition
+from runql.metrics import Metrics
 from runql.settings import Settings
 from tests.factories import Factory, GraphQLClient
 from tests.observability.helpers import labels, parse, values
@@ -159,3 +162,19 @@ async def test_a_failed_sweep_is_counted_and_keeps_the_last_success(
 
     assert values(samples, "runql_lease_sweeps_total") == {labels(outcome="failed"): 1}
     assert samples[("runql_lease_sweep_last_success_timestamp_seconds", labels())] == 0
+
+
+def test_a_request_that_made_no_answer_counts_as_an_error() -> None:
+    """Status 0 on the log line: an exception escaped the view before any answer."""
+    metrics = Metrics()
+    for status in (0, 200, 413):
+        facts = SimpleNamespace(
+            operation_name="Q", operation_type="query", status=status, error_codes=[]
+        )
+        metrics.observe_request(facts, 0.01, 1)
+    samples = parse(generate_latest(metrics.registry).decode())
+
+    assert values(samples, "runql_requests_total") == {
+        labels(operation="Q", type="query", outcome="error"): 2,
+        labels(operation="Q", type="query", outcome="ok"): 1,
+    }
