@@ -1,20 +1,25 @@
-"""The Starlette application: ``/graphql`` (GraphiQL, HTTP, websockets), health checks."""
+"""The Starlette application: ``/graphql`` (GraphiQL, HTTP, websockets), health checks,
+Prometheus metrics (``/metrics``, ``runql.metrics``) and OpenTelemetry traces
+(``runql.tracing``)."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import secrets
 from collections.abc import AsyncIterator
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
-from runql import graphiql
+from runql import graphiql, metrics, tracing
 from runql.db.engine import Database
 from runql.db.migrate import is_current
 from runql.graphql_view import RunqlGraphQL
@@ -24,8 +29,14 @@ from runql.schema import build_schema
 from runql.settings import Settings
 
 
-def create_app(settings: Settings | None = None, *, db: Database | None = None) -> Starlette:
-    """Build the ASGI app. Pass ``db`` to share an existing database (tests, benchmarks)."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    db: Database | None = None,
+    tracer_provider: Any = None,
+) -> Starlette:
+    """Build the ASGI app. Pass ``db`` to share an existing database (tests, benchmarks),
+    ``tracer_provider`` to trace with it (tests; otherwise ``OTEL_*`` decide)."""
     settings = settings or Settings.from_env()
     database = db or Database(
         settings.database_url,
@@ -33,7 +44,14 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         statement_timeout_ms=settings.statement_timeout_ms,
     )
     configure_logging(settings)
-    graphql = RunqlGraphQL(build_schema(settings), db=database, settings=settings)
+    app_metrics = metrics.Metrics() if settings.metrics_enabled else None
+    if app_metrics is not None:
+        app_metrics.watch_pool(database.engine)
+    traced = tracing.setup(tracer_provider)
+    if traced is not None:
+        traced.trace_engine(database.engine)
+    schema = build_schema(settings, outermost=[traced.extension()] if traced else [])
+    graphql = RunqlGraphQL(schema, db=database, settings=settings, metrics=app_metrics)
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -47,7 +65,9 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             return JSONResponse({"status": "migrations pending"}, 503)
         return JSONResponse({"status": "ready"})
 
-    sweeper = LeaseSweeper(database, interval_seconds=settings.lease_sweep_seconds)
+    sweeper = LeaseSweeper(
+        database, interval_seconds=settings.lease_sweep_seconds, metrics=app_metrics
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -65,11 +85,13 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             *_graphiql_routes(settings),
+            *_metrics_routes(settings, app_metrics),
         ],
         lifespan=lifespan,
-        middleware=_cors(settings),
+        middleware=[*([traced.middleware()] if traced else []), *_cors(settings)],
     )
     app.state.db = database
+    app.state.metrics = app_metrics
     app.state.settings = settings
     app.state.lease_sweeper = sweeper
     return app
@@ -103,6 +125,36 @@ def _cors(settings: Settings) -> list[Middleware]:
             max_age=600,
         )
     ]
+
+
+def _metrics_routes(settings: Settings, app_metrics: metrics.Metrics | None) -> list[BaseRoute]:
+    """``GET /metrics`` in Prometheus' text format: absent (404) when ``RUNQL_METRICS`` is
+    off, behind ``Authorization: Bearer <token>`` when it is a token (401 otherwise)."""
+    if app_metrics is None:
+        return []
+    token = settings.metrics_token
+
+    async def scrape(request: Request) -> Response:
+        if token is not None and not _bearer_matches(request, token):
+            return PlainTextResponse(
+                "send Authorization: Bearer <RUNQL_METRICS>\n",
+                401,
+                headers={"WWW-Authenticate": 'Bearer realm="runql-metrics"'},
+            )
+        if metrics.multiprocess_mode():  # reads every worker's files
+            body = await run_in_threadpool(app_metrics.render)
+        else:
+            body = app_metrics.render()
+        return Response(body, media_type=metrics.CONTENT_TYPE)
+
+    return [Route("/metrics", scrape, methods=["GET"])]
+
+
+def _bearer_matches(request: Request, token: str) -> bool:
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and secrets.compare_digest(
+        given.strip().encode(), token.encode()
+    )
 
 
 def _graphiql_routes(settings: Settings) -> list[BaseRoute]:

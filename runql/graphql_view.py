@@ -12,8 +12,9 @@ subclass adds what the spec asks of a production server:
   ``data: null``, as older clients expect.
 * POST bodies must be ``application/json`` (415 otherwise) and at most
   ``max_body_bytes`` (413); mutations over GET answer 405 with ``Allow: POST``.
-* Every answer carries ``X-Request-Id`` (the client's, when it sent a sane one) and writes
-  one JSON log line (``runql.logging``).
+* Every answer carries ``X-Request-Id`` (the trace id when tracing is on, else the
+  client's when it sent a sane one) and writes one JSON log line (``runql.logging``),
+  which also records the request's metrics (``runql.metrics``, bound per request here).
 * A body that cannot be decoded (not JSON, not UTF-8, nested deeper than the decoder
   recurses, not an object) answers 400 ``BAD_REQUEST`` like any other refusal.
 
@@ -42,6 +43,7 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 
+from runql import metrics, tracing
 from runql.db.engine import Database
 from runql.error_codes import ErrorCode
 from runql.graphiql import graphiql_page
@@ -169,7 +171,14 @@ class RunqlGraphQL(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = GraphQLWSHandler
 
-    def __init__(self, schema: Any, *, db: Database, settings: Settings) -> None:
+    def __init__(
+        self,
+        schema: Any,
+        *,
+        db: Database,
+        settings: Settings,
+        metrics: metrics.Metrics | None = None,
+    ) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.graphiql else None,
@@ -177,14 +186,20 @@ class RunqlGraphQL(GraphQL[Context, None]):
         )
         self.db = db
         self.settings = settings
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await super().__call__(scope, receive, send)
-            return
-        headers = Request(scope).headers
-        given = headers.get("x-request-id", "")
-        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        with metrics.bind(self.metrics):  # for resolvers and socket handlers too
+            if scope["type"] != "http":
+                await super().__call__(scope, receive, send)
+                return
+            await self._http(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = tracing.trace_id()
+        if request_id is None:
+            given = Request(scope).headers.get("x-request-id", "")
+            request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         log = RequestLog(request_id, method=scope["method"], path=scope["path"])
         with request_scope(log):
             response = await self._respond(scope, receive, request_id)
@@ -203,6 +218,9 @@ class RunqlGraphQL(GraphQL[Context, None]):
                 raise _Refused(406, f"can answer {GRAPHQL_RESPONSE_JSON} or {JSON} only")
             return await self._run(request, receive, request_id, media)
         except _Refused as refused:
+            log = current_request()
+            if log is not None:
+                log.error_codes = [_HTTP_CODES.get(refused.status, ErrorCode.BAD_REQUEST)]
             return self._refusal(refused, media or JSON)
 
     def _wants_ide(self, request: Request) -> bool:

@@ -33,6 +33,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from runql.db import lease_expiry
 from runql.db.engine import Database
 from runql.db.types import utcnow
+from runql.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -87,15 +88,29 @@ class LeaseSweeper:
         interval_seconds: float,
         now: Callable[[], dt.datetime] = utcnow,
         batch_size: int = BATCH_SIZE,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
+        self.metrics = metrics
         self.interval_seconds = interval_seconds
         self.now = now
         self.batch_size = batch_size
         self._task: asyncio.Task[None] | None = None
 
     async def sweep_once(self) -> int:
-        """End every claim whose lease expired by ``now()``; returns how many it ended."""
+        """End every claim whose lease expired by ``now()``; returns how many it ended.
+        Counted in the metrics (when on): a sweep, its expired leases, or its failure."""
+        if self.metrics is None:
+            return await self._sweep()
+        try:
+            ended = await self._sweep()
+        except Exception:
+            self.metrics.sweep_failed()
+            raise
+        self.metrics.sweep_succeeded()
+        return ended
+
+    async def _sweep(self) -> int:
         now = self.now()
         total = 0
         while True:
@@ -105,6 +120,8 @@ class LeaseSweeper:
             async with self.db.write() as session:
                 ended = await lease_expiry.requeue_expired(session, now=now, limit=self.batch_size)
             total += ended
+            if ended and self.metrics is not None:  # per committed batch
+                self.metrics.leases_expired.inc(ended)
             if ended < self.batch_size:  # done, or the rest is being swept elsewhere
                 return total
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from strawberry.extensions import SchemaExtension
 
+from runql import metrics
 from runql.db.engine import record_statements
 from runql.settings import Settings
 
@@ -41,6 +42,8 @@ class RequestLog:
     method: str = ""
     path: str = ""
     operation_name: str | None = None
+    #: ``query``, ``mutation`` or ``subscription``; None when no operation ran.
+    operation_type: str | None = None
     status: int = 0
     error_codes: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
@@ -69,6 +72,7 @@ def request_scope(log: RequestLog) -> Iterator[RequestLog]:
             yield log
     finally:
         _current.reset(token)
+        seconds = time.perf_counter() - log.started
         request_logger.info(
             "request",
             extra={
@@ -77,22 +81,36 @@ def request_scope(log: RequestLog) -> Iterator[RequestLog]:
                 "path": log.path,
                 "operation_name": log.operation_name,
                 "status": log.status,
-                "duration_ms": round((time.perf_counter() - log.started) * 1000, 2),
+                "duration_ms": round(seconds * 1000, 2),
                 "sql_statements": recorder.count,
                 "error_codes": log.error_codes,
             },
         )
+        observed = metrics.current()
+        if observed is not None:
+            observed.observe_request(log, seconds, recorder.count)
 
 
 class OperationNameLogger(SchemaExtension):
-    """Puts the executed operation's name (given, or the document's only one) on the
-    request's log line."""
+    """Puts the executed operation's name (given, or the document's only one) and type on
+    the request's log line (and so on its metrics)."""
 
     def on_operation(self) -> Iterator[None]:
         yield
         log = _current.get()
         if log is not None and log.operation_name is None:
             log.operation_name = self.execution_context.operation_name
+        if log is not None and log.operation_type is None:
+            log.operation_type = operation_type(self.execution_context)
+
+
+def operation_type(context: Any) -> str | None:
+    """``query``/``mutation``/``subscription`` of a strawberry execution context, or None
+    when the document did not parse or names no operation it has."""
+    try:
+        return str(context.operation_type.value)
+    except Exception:  # no document, or an unknown operation name: nothing ran
+        return None
 
 
 class JsonFormatter(logging.Formatter):

@@ -8,16 +8,24 @@ writes a response's headers and body separately, and the body waited for the cli
 delayed ACK, about 40 ms a request (bench/RESULTS.md). :class:`TCPConfig` hands uvicorn the
 same socket with its protocol stated, so every accepted connection gets ``TCP_NODELAY``
 as in the single-process server.
+
+Metrics (``runql.metrics``): with more than one worker, each writes its values to files in
+``PROMETHEUS_MULTIPROC_DIR`` (a fresh temporary directory unless the operator set one; the
+operator's is emptied first), and the supervisor forgets a worker's live gauges when the
+worker exits and is replaced.
 """
 
 from __future__ import annotations
 
 import contextlib
 import socket
+from collections.abc import Iterable
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
+
+from runql import metrics
 
 APP = "runql.app:create_worker_app"
 
@@ -32,9 +40,32 @@ class TCPConfig(uvicorn.Config):
         return tcp
 
 
-def serve(*, host: str, port: int, workers: int, ws_max_size: int) -> None:
+class Supervisor(Multiprocess):
+    """uvicorn's supervisor, which also forgets the live gauges of workers that exited."""
+
+    def keep_subprocess_alive(self) -> None:
+        before = self._pids()
+        super().keep_subprocess_alive()
+        self._forget(before)
+
+    def restart_all(self) -> None:
+        before = self._pids()
+        super().restart_all()
+        self._forget(before)
+
+    def _pids(self) -> set[int]:
+        return {p.pid for p in self.processes if p.pid is not None}
+
+    def _forget(self, before: Iterable[int]) -> None:
+        metrics.mark_dead(set(before) - self._pids())
+
+
+def serve(
+    *, host: str, port: int, workers: int, ws_max_size: int, with_metrics: bool = False
+) -> None:
     """Serve until stopped. Each worker builds its app from the environment
-    (``runql.app.create_worker_app``); uvicorn picks uvloop and httptools when installed."""
+    (``runql.app.create_worker_app``); uvicorn picks uvloop and httptools when installed.
+    ``with_metrics``: prepare the directory the workers' metrics share."""
     config = TCPConfig(
         APP,
         factory=True,
@@ -44,11 +75,13 @@ def serve(*, host: str, port: int, workers: int, ws_max_size: int) -> None:
         log_level="warning",
         ws_max_size=ws_max_size,
     )
-    if workers > 1:
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
-        return
-    server = uvicorn.Server(config)
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run()
+    shared = metrics.multiprocess_directory(workers) if with_metrics else None
+    with shared or contextlib.nullcontext():
+        if workers > 1:
+            Supervisor(config, sockets=[config.bind_socket()]).run()
+            return
+        server = uvicorn.Server(config)
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run()
     if not server.started:
         raise SystemExit(STARTUP_FAILURE)

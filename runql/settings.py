@@ -15,6 +15,9 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./runql.db"
 
 
 LOG_FORMATS = ("json", "text")
+#: ``RUNQL_METRICS``: these words, or a bearer token of at least this many characters.
+METRICS_MODES = ("off", "open")
+MIN_METRICS_TOKEN_LENGTH = 16
 
 #: Limits that make no sense at 0 or below (0 would refuse every request).
 POSITIVE_FIELDS = (
@@ -81,6 +84,8 @@ class Settings:
     min_lease_seconds: int = 5
     max_lease_seconds: int = 3600
     lease_sweep_seconds: float = 5.0
+    # Observability.
+    metrics: str = "off"
 
     def __post_init__(self) -> None:
         if self.log_format not in LOG_FORMATS:
@@ -90,6 +95,16 @@ class Settings:
                 raise ValueError(f"RUNQL_{name.upper()}: must be at least 1")
         if self.workers < 0:
             raise ValueError("RUNQL_WORKERS: must be at least 0 (0: one per core)")
+        if self.metrics not in METRICS_MODES and (
+            len(self.metrics) < MIN_METRICS_TOKEN_LENGTH
+            or not self.metrics.isascii()
+            or not self.metrics.isprintable()
+            or " " in self.metrics
+        ):
+            raise ValueError(
+                "RUNQL_METRICS: must be off, open, or a bearer token of at least "
+                f"{MIN_METRICS_TOKEN_LENGTH} printable ASCII characters without spaces"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -107,6 +122,15 @@ class Settings:
     def worker_count(self) -> int:
         """The processes ``runql serve`` runs: ``workers``, or one per core when it is 0."""
         return self.workers or os.cpu_count() or 1
+
+    @property
+    def metrics_enabled(self) -> bool:
+        return self.metrics != "off"
+
+    @property
+    def metrics_token(self) -> str | None:
+        """The bearer token ``/metrics`` asks for; None when it is off or open."""
+        return None if self.metrics in METRICS_MODES else self.metrics
 
     @property
     def is_sqlite(self) -> bool:
@@ -169,6 +193,9 @@ FIELD_DOCS: dict[str, str] = {
     "min_lease_seconds": "Shortest lease a runner may ask for.",
     "max_lease_seconds": "Longest lease a runner may ask for.",
     "lease_sweep_seconds": "How often expired leases are requeued (0: no sweeper).",
+    "metrics": "Who may read Prometheus metrics at `GET /metrics`: `off` (no endpoint, nothing "
+    "counted), `open` (anyone who reaches the port), or a bearer token (16+ characters) "
+    "scrapers send as `Authorization: Bearer <token>`. See docs/operations.md.",
 }
 
 

@@ -101,6 +101,7 @@ class JobOutcome:
     refusal: ErrorCode | None = None
     detail: str = ""
     must_stop: bool = False
+    repeated: bool = False  # a completion answered again, not applied twice
 
 
 @dataclass(frozen=True, slots=True)
@@ -478,7 +479,7 @@ def _repeat(
     that happened earlier in this batch): answered, not applied again."""
     status = status or JobStatus(job.status)
     if status == JobStatus.TERMINATED or status == reported.value:
-        return JobOutcome(job.id)
+        return JobOutcome(job.id, repeated=True)
     return JobOutcome(
         job.id,
         ErrorCode.INVALID_STATE,

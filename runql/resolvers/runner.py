@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from runql import metrics
 from runql.db import runner as runner_db
 from runql.db.accounts import hash_token
 from runql.db.enums import CompletionStatus
@@ -69,6 +70,7 @@ class JobAnswer:
     error: ItemError | None
     must_stop: bool = False
     lease_expires_at: dt.datetime | None = None
+    repeated: bool = False
 
 
 # --- checks ----------------------------------------------------------------------------
@@ -116,6 +118,7 @@ async def result_job(ctx: Context, answer: JobAnswer) -> Job | None:
 # --- claimJobs -------------------------------------------------------------------------
 
 
+@metrics.observe(metrics.Metrics.claimed)
 async def claim_jobs(
     ctx: Context,
     *,
@@ -158,6 +161,7 @@ async def claim_jobs(
 # --- renewLeases -----------------------------------------------------------------------
 
 
+@metrics.observe(metrics.Metrics.renewed)
 async def renew_leases(
     ctx: Context, *, leases: Sequence[Lease], lease_seconds: int | None
 ) -> list[JobAnswer]:
@@ -207,6 +211,7 @@ async def renew_leases(
 # --- completeJobs ----------------------------------------------------------------------
 
 
+@metrics.observe(metrics.Metrics.completed)
 async def complete_jobs(ctx: Context, *, completions: Sequence[Completion]) -> list[JobAnswer]:
     """Apply a batch of completions in one short write transaction; a result per item, in
     request order. Items with a bad ``result`` are answered on their own; the others
@@ -260,6 +265,11 @@ async def complete_jobs(ctx: Context, *, completions: Sequence[Completion]) -> l
         outcome = next(found)
         error = _error(f"completions[{i}] (job {completion.job_id})", outcome)
         answers.append(
-            JobAnswer(job_id=completion.job_id, applied_id=_applied(outcome), error=error)
+            JobAnswer(
+                job_id=completion.job_id,
+                applied_id=_applied(outcome),
+                error=error,
+                repeated=outcome.repeated,
+            )
         )
     return answers

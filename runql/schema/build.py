@@ -4,12 +4,12 @@ Extensions, outermost first: error masking (sees every other extension's result)
 API-token check, document limits built once from the settings (depth, aliases and lexical
 tokens before execution; the query cost when execution starts, after the API-token
 check), and the parse/validation caches, so a document seen before costs neither parsing
-nor validation.
+nor validation. ``outermost`` go first (the tracing span of the operation, when on).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import strawberry
 from graphql import GraphQLError
@@ -33,12 +33,15 @@ class RunqlSchema(strawberry.federation.Schema):
         runql logs the unexpected ones itself, with the request id (``ErrorMasking``)."""
 
 
-def build_schema(settings: Settings | None = None) -> RunqlSchema:
+def build_schema(
+    settings: Settings | None = None, *, outermost: Sequence[type[SchemaExtension]] = ()
+) -> RunqlSchema:
     """The schema with ``settings``' limits; the defaults when none are given (the SDL does
     not depend on settings, so ``runql export-schema`` needs none)."""
     settings = settings or Settings()
     cache_size = settings.graphql_cache_size
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
+        *outermost,
         ErrorMasking,
         OperationNameLogger,
         RequireViewer,

@@ -1,0 +1,152 @@
+"""``runql serve --workers 2`` with metrics: a scrape of either worker counts both.
+
+The server is the real command in a subprocess. Each worker answers one request while the
+other is paused (``SIGSTOP``, as in tests/test_workers.py: only the running worker can
+accept a new connection), then the scrape is answered by one worker alone and must count
+the other's request too. A worker killed outright is replaced; its counts stay (counters
+never go back) but its live gauges go (the pool it held is gone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from runql.db.engine import Database
+from tests.conftest import BACKENDS, _create_postgres_database, _drop_postgres_database
+from tests.observability.helpers import labels, parse, values
+from tests.test_workers import Server, _free_port, _runql, _until_ready, _worker_pids
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="finds the worker processes in /proc"
+)
+
+TOKEN = "workers-scrape-token-0123"
+POOL_SIZE = 6  # the server's total: 3 per worker on PostgreSQL
+ME = "query Me { me { name } }"
+
+
+@pytest_asyncio.fixture(params=BACKENDS)
+async def server(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[Server, int]]:
+    """The server, and the pool size each of its workers reports."""
+    if request.param == "sqlite":
+        database_url = f"sqlite+aiosqlite:///{tmp_path / 'workers.db'}"
+    else:
+        database_url = await _create_postgres_database()
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+        "RUNQL_DATABASE_URL": database_url,
+        "RUNQL_SECRET_KEY": "workers-metrics-test",
+        "RUNQL_LOG_LEVEL": "WARNING",
+        "RUNQL_METRICS": TOKEN,
+        "RUNQL_DB_POOL_SIZE": str(POOL_SIZE),
+    }
+    await _runql(env, "migrate")
+    token = (await _runql(env, "user", "create", "alice")).strip().splitlines()[-1]
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as sink:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *("-m", "runql.cli", "serve", "--workers", "2", "--port", str(port)),
+            env=env,
+            stdout=sink,
+            stderr=sink,
+        )
+    probe = Database(database_url, pool_size=-(-POOL_SIZE // 2))
+    per_worker = probe.engine.pool.size()  # type: ignore[attr-defined]
+    await probe.dispose()
+    server = Server(f"http://127.0.0.1:{port}", database_url, token, process, log)
+    try:
+        await _until_ready(server)
+        yield server, per_worker
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), 15)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        if request.param == "postgresql":
+            await _drop_postgres_database(database_url)
+
+
+@contextlib.contextmanager
+def _paused(pid: int):  # type: ignore[no-untyped-def]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+async def _me(server: Server) -> None:
+    headers = {"Authorization": f"Bearer {server.token}"}
+    async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=10) as client:
+        response = await client.post("/graphql", json={"query": ME})  # a new connection
+    assert response.json() == {"data": {"me": {"name": "alice"}}}
+
+
+async def _scrape(server: Server) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=10) as client:
+        response = await client.get("/metrics")
+    assert response.status_code == 200, response.text
+    return parse(response.text)
+
+
+def _metrics_dir(pid: int) -> Path:
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    (entry,) = [e for e in environ if e.startswith(b"PROMETHEUS_MULTIPROC_DIR=")]
+    return Path(entry.split(b"=", 1)[1].decode())
+
+
+async def test_a_scrape_of_one_worker_counts_every_worker(server: tuple[Server, int]) -> None:
+    serve, per_worker = server
+    first, second = _worker_pids(serve.process.pid)
+    shared = _metrics_dir(first)
+    assert shared == _metrics_dir(second) and shared.is_dir()
+
+    with _paused(first):
+        await _me(serve)  # answered by the second worker
+    with _paused(second):
+        await _me(serve)  # answered by the first
+        samples = await _scrape(serve)  # the first alone answers
+
+    me = labels(operation="Me", type="query", outcome="ok")
+    assert values(samples, "runql_requests_total") == {me: 2}
+    assert samples[("runql_db_pool_size", labels())] == 2 * per_worker
+    assert samples[("runql_db_pool_checked_out", labels())] == 0
+
+    # A worker killed outright is replaced: its counts stay, its live gauges go.
+    os.kill(first, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while True:
+        pids = _worker_pids(serve.process.pid)
+        if len(pids) == 2 and first not in pids:
+            with contextlib.suppress(httpx.TransportError, AssertionError):
+                samples = await _scrape(serve)
+                if samples[("runql_db_pool_size", labels())] == 2 * per_worker:
+                    break
+        assert time.monotonic() < deadline, (pids, serve.log_text())
+        await asyncio.sleep(0.2)
+    assert values(samples, "runql_requests_total") == {me: 2}
+
+    # The temporary directory goes with the server.
+    serve.process.send_signal(signal.SIGTERM)
+    await asyncio.wait_for(serve.process.wait(), 15)
+    assert not shared.exists()
