@@ -83,6 +83,12 @@ TARGETS = (
     Target("pipeline.batched_jobs_per_s", operator.ge, 3000, "pipeline batched >= 3,000 jobs/s"),
     Target("pipeline.cycle_jobs_per_s", operator.ge, 3000, "pipeline cycle >= 3,000 jobs/s"),
     Target("pipeline.speedup", operator.ge, 5, "batched >= 5x one-per-request"),
+    Target(
+        "tracing.off_over_without_extra",
+        operator.le,
+        1.05,
+        "runs page with tracing off within 5% of no tracing extra",
+    ),
     Target("dstack.p50_ms", operator.le, 8, "dstack shape p50 <= 8 ms over HTTP"),
     Target(
         "dstack.req_per_s_8_clients_per_core",

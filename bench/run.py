@@ -24,6 +24,7 @@ from bench import (
     pipeline,
     raw_floor,
     runs_page,
+    tracing_cost,
 )
 from bench.env import Config, Unavailable, bench_env
 from bench.report import Report, machine_description
@@ -63,6 +64,7 @@ async def read_path(backend: str, config: Config, report: Report) -> str | None:
             if depth == 1:  # first: they also warm the process up for scenario 1
                 await heavy_fields.measure_heavy(env, seeded, config, report)
                 await all_projects.measure_all_projects(env, seeded, config, report)
+                await tracing_cost.measure_tracing_cost(env, seeded, config, report)
             await runs_page.measure_depth(env, seeded, config, report)
             await raw_floor.measure_floor(env, seeded, config, report)
             await graphql_floor.measure_graphql_floor(env, seeded, config, report)
