@@ -36,6 +36,7 @@ schema: install ## regenerate schema.graphql after an API change
 	$(BIN)/runql export-schema > schema.graphql
 
 bench: install ## seed at scale, print figures, write bench/RESULTS.md (BENCH_QUICK=1: < 2 min)
+	$(BIN)/pip install -q -e '.[dev,fast]'  # measure what production runs: uvloop, httptools
 	$(BIN)/python -m bench
 
 clean:

@@ -270,10 +270,15 @@ def machine_description(postgres_version: str | None) -> dict[str, str]:
         pass
     import sqlite3
 
-    versions = ", ".join(
-        f"{name} {metadata.version(name)}"
-        for name in ("SQLAlchemy", "asyncpg", "aiosqlite", "strawberry-graphql", "uvicorn")
-    )
+    names = ("SQLAlchemy", "asyncpg", "aiosqlite", "strawberry-graphql", "graphql-core", "uvicorn")
+    versions = ", ".join(f"{name} {metadata.version(name)}" for name in names)
+    fast = []  # what `runql serve` picks up when installed (the `fast` extra)
+    for name in ("uvloop", "httptools"):
+        try:
+            fast.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            fast.append(f"{name} not installed")
+    versions += "; " + ", ".join(fast)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     commit = _run(["git", "rev-parse", "--short", "HEAD"])
     dirty = " (+ uncommitted changes)" if _run(["git", "status", "--porcelain"]) else ""
