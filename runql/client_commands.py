@@ -135,9 +135,9 @@ def stop(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         return _fail("stop", exc)
     failed = 0
     for asked, result in zip(args.runs, data["stopRuns"]["results"], strict=True):
-        label = result.get("name") or asked
-        if result.get("runId"):
-            label += f" ({result['runId']})"
+        label = asked
+        if result.get("name") and result.get("runId"):
+            label = f"{result['name']} ({result['runId']})"
         error = result.get("error")
         if error:
             failed += 1

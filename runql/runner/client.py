@@ -9,6 +9,7 @@ a bad token, an invalid document; trying again will not help).
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -113,11 +114,13 @@ class Endpoint:
 
 
 class Client:
-    """A keep-alive HTTP connection to the API; counts the requests it sent."""
+    """A keep-alive HTTP connection to the API; counts the requests it sent and the
+    time spent waiting for answers."""
 
     def __init__(self, endpoint: Endpoint, timeout: float = 30.0) -> None:
         self.endpoint = endpoint
         self.requests = 0
+        self.seconds = 0.0
         self._http = httpx.Client(
             timeout=timeout,
             headers={"Authorization": f"Bearer {endpoint.token}"},
@@ -136,14 +139,19 @@ class Client:
     def execute(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
         """The ``data`` of the answer; raises :class:`Unreachable` or :class:`ApiError`."""
         self.requests += 1
+        started = time.perf_counter()
         try:
             response = self._http.post(
                 self.endpoint.url, json={"query": query, "variables": variables}
             )
         except httpx.HTTPError as exc:
-            raise Unreachable(f"{self.endpoint.url}: {exc or type(exc).__name__}") from exc
+            raise Unreachable(
+                f"cannot reach {self.endpoint.url}: {exc or type(exc).__name__}"
+            ) from exc
+        finally:
+            self.seconds += time.perf_counter() - started
         if response.status_code >= 500:
-            raise Unreachable(f"{self.endpoint.url}: HTTP {response.status_code}")
+            raise Unreachable(f"{self.endpoint.url} answered HTTP {response.status_code}")
         try:
             body = response.json()
         except ValueError:

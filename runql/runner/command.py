@@ -71,6 +71,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--grace-seconds", type=_seconds, default=10.0,
         help="between SIGTERM and SIGKILL when a job is stopped (default 10)",
     )  # fmt: skip
+    p.add_argument(
+        "--fsync", action="store_true",
+        help="force each journal write to disk (survives a power loss; one flush per cycle)",
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"runql runner: {exc}", file=sys.stderr)
         return EXIT_FATAL
     try:
-        journal = Journal(state_dir)
+        journal = Journal(state_dir, sync=args.fsync)
     except (JournalBusy, OSError) as exc:
         print(f"runql runner: --state-dir: {exc}", file=sys.stderr)
         return EXIT_FATAL

@@ -1,10 +1,12 @@
 """Completions not yet acknowledged, kept in ``--state-dir`` so none is ever lost.
 
-A completion is appended (and flushed to disk) *before* it is sent, and an
-acknowledgement is appended when the server has answered it; a runner that restarts
-after a crash, a ``SIGKILL`` or a server outage sends again whatever has no
-acknowledgement. Sending one twice is harmless: the server answers a repeated completion
-idempotently. The file is one JSON object per line (``{"done": {...}}`` or
+A completion is written to the file *before* it is sent (a ``write`` that returned is in
+the operating system's hands: it survives the runner's crash, a ``SIGKILL`` or the OOM
+killer; with ``--fsync`` it is also forced to disk, surviving a power loss, at the cost of
+a disk flush per cycle), and an acknowledgement is appended when the server has answered
+it; a runner that restarts after a crash, a ``SIGKILL`` or a server outage sends again
+whatever has no acknowledgement. Sending one twice is harmless: the server answers a
+repeated completion idempotently. The file is one JSON object per line (``{"done": {...}}`` or
 ``{"ack": "<job id>"}``); a line torn by a crash is ignored (its completion was never sent,
 and its job's lease will expire). The file is emptied whenever nothing is pending, so it
 stays small. It holds claim tokens: it is created ``0600`` in a ``0700`` directory.
@@ -52,7 +54,7 @@ def read_pending(path: Path) -> dict[str, dict[str, Any]]:
 
 
 class Journal:
-    def __init__(self, state_dir: Path, *, sync: bool = True) -> None:
+    def __init__(self, state_dir: Path, *, sync: bool = False) -> None:
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = state_dir / FILE_NAME
         self.sync = sync
@@ -78,7 +80,8 @@ class Journal:
         os.replace(tmp, self.path)
 
     def add(self, completions: list[dict[str, Any]]) -> None:
-        """Record completions before they are sent (on disk when this returns)."""
+        """Record completions before they are sent (written when this returns; on disk
+        too with ``sync``)."""
         if not completions:
             return
         os.write(self._fd, b"".join(_line({"done": c}) for c in completions))

@@ -145,6 +145,7 @@ class Runner:
                 done=self.status.done,
                 failed=self.status.failed,
                 requests=self.client.requests,
+                request_seconds=round(self.client.seconds, 3),
                 unsent=len(self.journal.pending),
             )
         return code

@@ -197,12 +197,16 @@ class JobProcess:
         if len(raw) > MAX_RESULT_BYTES:
             return None, f"RUNQL_RESULT_FILE: larger than {MAX_RESULT_BYTES:,} bytes"
         try:
-            value = json.loads(raw)
+            value = json.loads(raw, parse_constant=_no_constant)
         except ValueError:
             return None, "RUNQL_RESULT_FILE: not valid JSON"
         if not isinstance(value, dict):
             return None, f"RUNQL_RESULT_FILE: expected a JSON object, got {type(value).__name__}"
         return value, None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _signal_name(number: int) -> str:

@@ -27,6 +27,8 @@ class Status:
         self.done = 0
         self.failed = 0
         self._line = ""
+        self._note = ""
+        self._closed = False
         self._drawn_at = 0.0
         self._samples: collections.deque[tuple[float, int]] = collections.deque()
 
@@ -38,7 +40,9 @@ class Status:
             detail = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
             self._clear()
             self.stream.write(f"{_now()[11:19]} {level:7} {event} {detail}\n")
-            self._draw(force=True)
+            if not self._closed:
+                self._draw(force=True)
+            self.stream.flush()
         else:
             line = {"time": _now(), "level": level, "event": event, **fields}
             self.stream.write(json.dumps(line, default=str) + "\n")
@@ -71,7 +75,7 @@ class Status:
         if not force and now - self._drawn_at < REDRAW_SECONDS:
             return
         self._drawn_at = now
-        note = getattr(self, "_note", "")
+        note = self._note
         line = (
             f"slots {self.busy}/{self.slots} busy · {self.done} done · {self.failed} failed"
             f" · {self.rate():.1f} jobs/s" + (f" · {note}" if note else "")
@@ -85,9 +89,13 @@ class Status:
             self.stream.write("\r\x1b[2K")
 
     def close(self) -> None:
+        """The status line stays as it was last drawn; later events print below it."""
         if self.tty and self._line:
+            self._draw(force=True)
             self.stream.write("\n")
             self.stream.flush()
+            self._line = ""
+        self._closed = True
 
 
 def _now() -> str:
