@@ -16,6 +16,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from runql.error_codes import ErrorCode
+
 #: One request per cycle: report finished jobs, then claim for the free slots. Mutations
 #: of one document run in order, each in its own transaction (docs/runner.md).
 CYCLE = """
@@ -164,7 +166,7 @@ class Client:
             errors = errors or [{"message": f"HTTP {response.status_code} without data"}]
             codes = [str((e.get("extensions") or {}).get("code", "")) for e in errors]
             text = "; ".join(str(e.get("message")) for e in errors)
-            if "UNAUTHENTICATED" in codes:
+            if ErrorCode.UNAUTHENTICATED in codes:
                 text = f"the server refused the API token in RUNQL_TOKEN ({text})"
             raise ApiError(text, codes)
         data: dict[str, Any] = body["data"]

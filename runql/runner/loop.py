@@ -20,6 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from runql.error_codes import ErrorCode
 from runql.runner import client as api
 from runql.runner.client import ApiError, Client, Unreachable
 from runql.runner.idle import Backoff, IdlePolicy, PollingIdle
@@ -399,7 +400,9 @@ class Runner:
                 acknowledged.append(job_id)
                 continue
             code, message = error.get("code"), error.get("message")
-            if code in ("BAD_USER_INPUT", "LIMIT_EXCEEDED") and completion.get("result"):
+            if code in (ErrorCode.BAD_USER_INPUT, ErrorCode.LIMIT_EXCEEDED) and completion.get(
+                "result"
+            ):
                 # The result was refused: report the job without it, saying why.
                 retry = {
                     **completion,
@@ -441,7 +444,7 @@ class Runner:
                     self.status.event("job.stopping", job=job.job_id, name=job.name)
                 self._stop(job, "stopped: the run is stopping", now)
             return
-        if error.get("code") in ("STALE_CLAIM", "NOT_FOUND"):
+        if error.get("code") in (ErrorCode.STALE_CLAIM, ErrorCode.NOT_FOUND):
             self.status.event(
                 "job.lost",
                 level="warning",

@@ -5,7 +5,6 @@ unreachable server, a refused token and an unknown run."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -122,4 +121,4 @@ async def test_clear_errors(demo_server: Server) -> None:
     assert no_token.returncode == 1 and "set RUNQL_TOKEN" in no_token.stderr
     assert unreachable.returncode == 1 and "cannot reach" in unreachable.stderr
     assert by_name.returncode == 2 and "pass --project" in by_name.stderr
-    assert "Traceback" not in refused.stderr + unreachable.stderr + os.linesep
+    assert "Traceback" not in refused.stderr + unreachable.stderr
