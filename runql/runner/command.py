@@ -102,6 +102,10 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         with Client(endpoint) as client:
-            return Runner(client, options, journal, Status(args.slots)).run()
+            runner = Runner(client, options, journal, Status(args.slots))
+            code = runner.run()
+            if runner.fatal:
+                print(f"runql runner: {runner.fatal}", file=sys.stderr)
+            return code
     finally:
         journal.close()

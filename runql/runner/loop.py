@@ -105,6 +105,7 @@ class Runner:
         self.jobs_stopped_on_shutdown = False
         self.last_job_gone_at: float | None = None
         self.results_dir = options.state_dir / "results"
+        self.fatal: str | None = None  # why the server refused the runner
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -130,6 +131,7 @@ class Runner:
         except StopNow:
             code = self._stop_now("a second signal")
         except ApiError as exc:
+            self.fatal = str(exc)
             self.status.event("runner.refused", level="error", error=str(exc), codes=exc.codes)
             self._stop_now("the server refused the runner")
             code = EXIT_FATAL

@@ -108,8 +108,11 @@ async def test_ps_watch_redraws_when_a_run_changes(demo_server: Server, tmp_path
     assert code == 0
 
 
-async def test_clear_errors(demo_server: Server) -> None:
+async def test_clear_errors(demo_server: Server, tmp_path: Path) -> None:
     refused = await asyncio.to_thread(runql, demo_server, "ps", token="rql_wrong")
+    runner = await asyncio.to_thread(
+        runql, demo_server, "runner", "--state-dir", str(tmp_path / "s"), token="rql_wrong"
+    )
     no_token = await asyncio.to_thread(runql, demo_server, "ps", token="")
     unreachable = await asyncio.to_thread(
         runql, demo_server, "stop", "1", "--url", f"http://127.0.0.1:{free_port()}"
@@ -118,6 +121,7 @@ async def test_clear_errors(demo_server: Server) -> None:
 
     assert (refused.returncode, refused.stdout) == (1, "")
     assert "refused the API token in RUNQL_TOKEN" in refused.stderr
+    assert runner.returncode == 1 and "refused the API token" in runner.stderr
     assert no_token.returncode == 1 and "set RUNQL_TOKEN" in no_token.stderr
     assert unreachable.returncode == 1 and "cannot reach" in unreachable.stderr
     assert by_name.returncode == 2 and "pass --project" in by_name.stderr
