@@ -89,6 +89,13 @@ TARGETS = (
         1.05,
         "runs page with tracing off within 5% of no tracing extra",
     ),
+    Target("runner_e2e.jobs_per_s", operator.ge, 1000, "runql runner >= 1,000 jobs/s"),
+    Target(
+        "runner_e2e.gap_p50_ms",
+        operator.le,
+        20,
+        "runner: upstream done -> downstream start p50 <= 20 ms",
+    ),
     Target("dstack.p50_ms", operator.le, 8, "dstack shape p50 <= 8 ms over HTTP"),
     Target(
         "dstack.req_per_s_8_clients_per_core",

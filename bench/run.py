@@ -23,6 +23,7 @@ from bench import (
     heavy_fields,
     pipeline,
     raw_floor,
+    runner_e2e,
     runs_page,
     tracing_cost,
 )
@@ -95,6 +96,7 @@ async def run_backend(backend: str, config: Config, report: Report) -> str | Non
             await pipeline.measure_pipeline(backend, config, report)
         else:
             report.skip(backend, pipeline.SCENARIO, "the schema has no claimJobs/completeJobs")
+        await runner_e2e.measure_runner_e2e(backend, config, report)
         return version
     except Unavailable as exc:
         print(f"  {backend}: skipped: {exc}", flush=True)

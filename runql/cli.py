@@ -1,4 +1,5 @@
-"""The ``runql`` command: serve, migrate, demo, user, project, export-schema."""
+"""The ``runql`` command: serve, migrate, demo, user, project, export-schema, and the
+clients of the API: runner, ps, stop (runql/runner/, runql/client_commands.py)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,18 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from runql.db.engine import Database
-from runql.db.enums import MemberRole
 from runql.settings import Settings
+
+if TYPE_CHECKING:  # imported where used: the clients (runner, ps, stop) start without them
+    from runql.db.engine import Database
+    from runql.db.enums import MemberRole
 
 
 def _database(settings: Settings) -> Database:
+    from runql.db.engine import Database
+
     return Database(settings.database_url, pool_size=2)
 
 
@@ -106,6 +111,8 @@ def _positive(value: str) -> int:
 
 
 def _member(value: str) -> tuple[str, MemberRole]:
+    from runql.db.enums import MemberRole
+
     name, _, role = value.partition(":")
     try:
         return name, MemberRole(role.upper() or "USER")
@@ -135,6 +142,40 @@ def cmd_export_schema(settings: Settings, args: argparse.Namespace) -> int:
 
     sys.stdout.write(build_schema().as_str() + "\n")
     return 0
+
+
+def cmd_runner(settings: Settings, args: argparse.Namespace) -> int:
+    from runql.runner.command import run
+
+    return run(args)
+
+
+def cmd_ps(settings: Settings, args: argparse.Namespace) -> int:
+    from runql.client_commands import ps
+
+    return ps(args)
+
+
+def cmd_stop(settings: Settings, args: argparse.Namespace) -> int:
+    from runql.client_commands import stop
+
+    return stop(args)
+
+
+def _add_clients(sub: Any) -> None:
+    """The API's own clients; they read RUNQL_URL and RUNQL_TOKEN, not the database."""
+    from runql.client_commands import add_ps_arguments, add_stop_arguments
+    from runql.runner.command import add_arguments
+
+    runner = sub.add_parser("runner", help="claim and run jobs (spec.cmd), report how they end")
+    add_arguments(runner)
+    runner.set_defaults(func=cmd_runner)
+    ps = sub.add_parser("ps", help="the runs page as a table")
+    add_ps_arguments(ps)
+    ps.set_defaults(func=cmd_ps)
+    stop = sub.add_parser("stop", help="stop runs (one stopRuns), print each result")
+    add_stop_arguments(stop)
+    stop.set_defaults(func=cmd_stop)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -178,6 +219,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("export-schema", help="print the GraphQL SDL").set_defaults(
         func=cmd_export_schema
     )
+    _add_clients(sub)
     return p
 
 

@@ -25,7 +25,17 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
     result = runql(tmp_path, "--help")
 
     assert result.returncode == 0
-    for command in ("serve", "migrate", "demo", "user", "project", "export-schema"):
+    for command in (
+        "serve",
+        "migrate",
+        "demo",
+        "user",
+        "project",
+        "export-schema",
+        "runner",
+        "ps",
+        "stop",
+    ):
         assert command in result.stdout
 
 

@@ -107,3 +107,28 @@ def test_the_walk_sees_imports() -> None:
     assert any(
         _starts(name, ("runql.db",)) for name in dict(_layer("resolvers"))["runql.resolvers.runs"]
     )
+
+
+CLIENT_FORBIDDEN = (
+    "runql.db",
+    "runql.resolvers",
+    "runql.schema",
+    "runql.logging",
+    *ENTRY_POINTS,
+    "strawberry",
+    "starlette",
+    "sqlalchemy",
+)
+
+
+def test_the_runner_is_a_client_of_the_api() -> None:
+    """``runql runner`` knows the server only over HTTP: none of its modules imports the
+    database, resolvers, schema or the server's entry points."""
+    assert _layer("runner"), "the walk found no runner modules"
+    assert _violations("runner", CLIENT_FORBIDDEN) == []
+
+
+def test_ps_and_stop_are_clients_of_the_api() -> None:
+    imported = _imports(PACKAGE / "client_commands.py")
+    assert "runql.runner.client" in imported
+    assert sorted(name for name in imported if _starts(name, CLIENT_FORBIDDEN)) == []

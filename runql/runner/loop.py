@@ -1,0 +1,481 @@
+"""The runner's cycle: report finished jobs and claim for the free slots in one request,
+renew leases at a third of the lease, stop what must stop, drain on shutdown.
+
+One thread, one ``select``: it wakes when a job's process exits (its pidfd becomes
+readable), when a signal arrives (``signal.set_wakeup_fd``), or when a timer is due (a
+renewal, a claim after an idle back-off, a job's timeout, a kill after the grace period).
+A child's exit is reported, together with a claim for the slot it freed, as soon as the
+loop sees it: there is no sleep between a completion and the next claim.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from runql.error_codes import ErrorCode
+from runql.runner import client as api
+from runql.runner.client import ApiError, Client, Unreachable
+from runql.runner.idle import Backoff, IdlePolicy, PollingIdle
+from runql.runner.journal import Journal
+from runql.runner.process import JobInfo, JobProcess, Outcome, StartError
+from runql.runner.spec import SpecError, parse
+from runql.runner.status import Status
+
+#: Exit statuses of ``runql runner`` (docs/runner.md, "Exit status").
+EXIT_OK = 0  # stopped on request; every job finished and was reported
+EXIT_FATAL = 1  # the server refused the runner (token, documents) or the state dir is busy
+EXIT_USAGE = 2  # bad command line (argparse)
+EXIT_UNSENT = 3  # stopped with completions left in the journal (server unreachable)
+EXIT_JOBS_STOPPED = 4  # stopped on request; jobs still running after the drain were stopped
+EXIT_AT_ONCE = 130  # a second SIGINT/SIGTERM: jobs killed, completions left in the journal
+
+BATCH = 1000  # the server's largest completions / leases per call
+#: After the last job is gone on shutdown, how long unsent completions are retried.
+DELIVERY_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Options:
+    name: str
+    slots: int
+    project: str | None
+    lease_seconds: int
+    state_dir: Path
+    log_dir: Path
+    drain_seconds: float
+    grace_seconds: float
+
+
+@dataclass
+class Running:
+    job_id: str
+    token: str
+    name: str
+    run_id: str
+    process: JobProcess
+    started: float
+    timeout: float | None = None  # spec.timeoutSeconds
+    deadline: float | None = None  # when it runs out
+    stop_reason: str | None = None  # why the runner stopped it (reported as FAILED)
+    kill_at: float | None = None  # SIGKILL after the grace period
+    abandoned: bool = False  # no longer ours (STALE_CLAIM, NOT_FOUND): never completed
+
+
+class StopNow(Exception):
+    """A second SIGINT/SIGTERM: stop at once."""
+
+
+@dataclass
+class _Signals:
+    count: int = 0
+    names: list[str] = field(default_factory=list)
+
+
+class Runner:
+    def __init__(
+        self,
+        client: Client,
+        options: Options,
+        journal: Journal,
+        status: Status,
+        idle: IdlePolicy | None = None,
+    ) -> None:
+        self.client = client
+        self.options = options
+        self.journal = journal
+        self.status = status
+        self.idle = idle or PollingIdle()
+        self.offline = Backoff()
+        self.base_env = dict(os.environ)
+        self.running: dict[str, Running] = {}
+        self.selector = selectors.DefaultSelector()
+        self.signals = _Signals()
+        self.next_claim_at = 0.0
+        self.next_renew_at = 0.0
+        self.send_after = 0.0
+        self.draining_since: float | None = None
+        self.jobs_stopped_on_shutdown = False
+        self.last_job_gone_at: float | None = None
+        self.results_dir = options.state_dir / "results"
+        self.fatal: str | None = None  # why the server refused the runner
+
+    # -- the loop -----------------------------------------------------------------------
+
+    def run(self) -> int:
+        self.options.log_dir.mkdir(parents=True, exist_ok=True)
+        self.results_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.selector.register(wake_r, selectors.EVENT_READ, None)
+        old_fd = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        if self.journal.pending:
+            self.status.event("journal.resend", completions=len(self.journal.pending))
+        self.status.event(
+            "runner.started",
+            name=self.options.name,
+            slots=self.options.slots,
+            url=self.client.endpoint.url,
+            project=self.options.project,
+        )
+        code = EXIT_FATAL
+        try:
+            code = self._loop(wake_r)
+        except StopNow:
+            code = self._stop_now("a second signal")
+        except ApiError as exc:
+            self.fatal = str(exc)
+            self.status.event("runner.refused", level="error", error=str(exc), codes=exc.codes)
+            self._stop_now("the server refused the runner")
+            code = EXIT_FATAL
+        finally:
+            signal.set_wakeup_fd(old_fd)
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+            os.close(wake_r)
+            os.close(wake_w)
+            self.status.close()
+            self.status.event(
+                "runner.stopped",
+                exit=code,
+                done=self.status.done,
+                failed=self.status.failed,
+                requests=self.client.requests,
+                request_seconds=round(self.client.seconds, 3),
+                unsent=len(self.journal.pending),
+            )
+        return code
+
+    def _loop(self, wake_r: int) -> int:
+        while True:
+            now = time.monotonic()
+            if self.signals.count and self.draining_since is None:
+                self.draining_since = now
+                self.status.event(
+                    "runner.draining",
+                    signal=self.signals.names[0],
+                    running=len(self.running),
+                    drain_seconds=self.options.drain_seconds,
+                )
+            self._timers(now)
+            if self.running and now >= self.next_renew_at and now >= self.send_after:
+                self._renew()
+            if self._should_send(time.monotonic()):
+                self._cycle()
+            if self.draining_since is not None and not self.running:
+                now = time.monotonic()
+                if self.last_job_gone_at is None:
+                    self.last_job_gone_at = now
+                if not self.journal.pending:
+                    return EXIT_JOBS_STOPPED if self.jobs_stopped_on_shutdown else EXIT_OK
+                if now - self.last_job_gone_at >= DELIVERY_SECONDS:
+                    self.status.event(
+                        "runner.unsent",
+                        level="warning",
+                        completions=len(self.journal.pending),
+                        journal=str(self.journal.path),
+                    )
+                    return EXIT_UNSENT
+            self._wait(wake_r)
+
+    def _claiming(self) -> int:
+        """Slots to claim for now (0 while draining)."""
+        if self.draining_since is not None:
+            return 0
+        return max(0, self.options.slots - len(self.running))
+
+    def _should_send(self, now: float) -> bool:
+        if now < self.send_after:
+            return False
+        if self.journal.pending:
+            return True
+        return self._claiming() > 0 and now >= self.next_claim_at
+
+    def _wait(self, wake_r: int) -> None:
+        now = time.monotonic()
+        due = [now + self.idle_cap()]
+        if self.journal.pending or self._claiming():
+            due.append(max(self.send_after, self.next_claim_at if not self.journal.pending else 0))
+        if self.running:
+            due.append(max(self.next_renew_at, self.send_after))
+        for job in self.running.values():
+            due += [t for t in (job.deadline, job.kill_at) if t is not None]
+            if job.process.pidfd is None:
+                due.append(now + 0.01)
+        if self.draining_since is not None:
+            due.append(self.draining_since + self.options.drain_seconds)
+            if self.last_job_gone_at is not None:
+                due.append(self.last_job_gone_at + DELIVERY_SECONDS)
+        timeout = max(0.0, min(due) - now)
+        if self.status.tty:
+            timeout = min(timeout, 0.25)
+        exited: list[str] = []
+        for key, _ in self.selector.select(timeout):
+            if key.data is None:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(wake_r, 512)
+            else:
+                exited.append(key.data)
+        exited += [j.job_id for j in self.running.values() if j.process.pidfd is None]
+        self._reap(exited)
+        self.status.tick(len(self.running), "draining" if self.draining_since else "")
+
+    def idle_cap(self) -> float:
+        return 2.0
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.signals.count += 1
+        self.signals.names.append(signal.Signals(signum).name)
+        if self.signals.count >= 2:
+            raise StopNow
+
+    # -- jobs ---------------------------------------------------------------------------
+
+    def _start(self, claims: list[dict[str, Any]]) -> None:
+        failed: list[dict[str, Any]] = []
+        now = time.monotonic()
+        for claim in claims:
+            job = claim["job"]
+            job_id, token = str(job["id"]), claim["claimToken"]
+            info = JobInfo(job_id, str(job["run"]["id"]), int(job["submissionNum"]))
+            try:
+                command = parse(job.get("spec"))
+                process = JobProcess.start(
+                    command,
+                    info,
+                    log_dir=self.options.log_dir,
+                    result_dir=self.results_dir,
+                    base_env=self.base_env,
+                )
+            except SpecError as exc:
+                failed.append(_completion(job_id, token, Outcome("FAILED", None, str(exc))))
+                self._log_finished(job, job_id, failed[-1], 0.0)
+                continue
+            except StartError as exc:
+                failed.append(_completion(job_id, token, exc.outcome))
+                self._log_finished(job, job_id, failed[-1], 0.0)
+                continue
+            deadline = now + command.timeout_seconds if command.timeout_seconds else None
+            running = Running(
+                job_id,
+                token,
+                job["name"],
+                info.run_id,
+                process,
+                now,
+                timeout=command.timeout_seconds,
+                deadline=deadline,
+            )
+            self.running[job_id] = running
+            if process.pidfd is not None:
+                self.selector.register(process.pidfd, selectors.EVENT_READ, job_id)
+        self.journal.add(failed)
+
+    def _reap(self, job_ids: list[str]) -> None:
+        completions: list[dict[str, Any]] = []
+        now = time.monotonic()
+        for job_id in job_ids:
+            job = self.running.get(job_id)
+            if job is None or job.process.poll() is None:
+                continue
+            del self.running[job_id]
+            if job.process.pidfd is not None:
+                self.selector.unregister(job.process.pidfd)
+            job.process.close()
+            if job.abandoned:
+                self.status.event("job.abandoned", job=job_id, name=job.name, run=job.run_id)
+                continue
+            outcome = job.process.outcome(job.stop_reason)
+            completions.append(_completion(job_id, job.token, outcome))
+            self._log_finished(
+                {"name": job.name, "run": {"id": job.run_id}},
+                job_id,
+                completions[-1],
+                now - job.started,
+            )
+        self.journal.add(completions)
+
+    def _log_finished(
+        self, job: dict[str, Any], job_id: str, completion: dict[str, Any], seconds: float
+    ) -> None:
+        ok = completion["status"] == "DONE"
+        self.status.finished(ok)
+        self.status.event(
+            "job.finished",
+            level="info" if ok else "warning",
+            job=job_id,
+            name=job["name"],
+            run=job["run"]["id"],
+            status=completion["status"],
+            exitStatus=completion.get("exitStatus"),
+            seconds=round(seconds, 3),
+            message=completion.get("message"),
+        )
+
+    def _stop(self, job: Running, reason: str, now: float) -> None:
+        """SIGTERM to the job's group now, SIGKILL after the grace period."""
+        if job.stop_reason is None:
+            job.stop_reason = reason
+            job.kill_at = now + self.options.grace_seconds
+            job.process.signal_group(signal.SIGTERM)
+
+    def _timers(self, now: float) -> None:
+        drain_over = (
+            self.draining_since is not None
+            and now >= self.draining_since + self.options.drain_seconds
+        )
+        for job in list(self.running.values()):
+            if job.kill_at is not None and now >= job.kill_at:
+                job.process.signal_group(signal.SIGKILL)
+                job.kill_at = None
+            elif job.deadline is not None and now >= job.deadline:
+                job.deadline = None
+                self._stop(job, f"timed out after {job.timeout:g} s (spec.timeoutSeconds)", now)
+            elif drain_over and job.stop_reason is None:
+                self.jobs_stopped_on_shutdown = True
+                self._stop(job, "stopped: the runner shut down", now)
+
+    def _stop_now(self, why: str) -> int:
+        """Kill every job's group, journal their completions (sent by the next start)."""
+        for job in self.running.values():
+            job.process.signal_group(signal.SIGKILL)
+        completions = []
+        for job_id, job in list(self.running.items()):
+            with contextlib.suppress(ChildProcessError):
+                job.process.popen.wait()
+            job.process.close()
+            if not job.abandoned:
+                outcome = job.process.outcome(job.stop_reason or f"stopped: {why}")
+                completions.append(_completion(job_id, job.token, outcome))
+            del self.running[job_id]
+        self.journal.add(completions)
+        self.status.event(
+            "runner.stopped_at_once", level="warning", why=why, killed=len(completions)
+        )
+        return EXIT_AT_ONCE
+
+    # -- requests -----------------------------------------------------------------------
+
+    def _cycle(self) -> None:
+        done = list(self.journal.pending.values())[:BATCH]
+        limit = self._claiming()
+        claim = {
+            "runnerName": self.options.name,
+            "limit": max(limit, 1),
+            "project": self.options.project,
+            "leaseSeconds": self.options.lease_seconds,
+        }
+        try:
+            if done and limit:
+                data = self.client.execute(api.CYCLE, {"done": done, "claim": claim})
+            elif done:
+                data = self.client.execute(api.COMPLETE, {"done": done})
+            else:
+                data = self.client.execute(api.CLAIM, {"claim": claim})
+        except Unreachable as exc:
+            self._unreachable(exc)
+            return
+        self._reachable()
+        if done:
+            self._acknowledge(done, data["completeJobs"]["results"])
+        if limit:
+            claims = data["claimJobs"]["claims"]
+            now = time.monotonic()
+            if claims and not self.running:
+                self.next_renew_at = now + self.options.lease_seconds / 3
+            self._start(claims)
+            self.next_claim_at = now + self.idle.after_claim(len(claims), limit)
+
+    def _acknowledge(self, done: list[dict[str, Any]], results: list[dict[str, Any]]) -> None:
+        acknowledged: list[str] = []
+        for completion, result in zip(done, results, strict=True):
+            job_id = str(completion["jobId"])
+            error = result.get("error")
+            if error is None:
+                acknowledged.append(job_id)
+                continue
+            code, message = error.get("code"), error.get("message")
+            if code in (ErrorCode.BAD_USER_INPUT, ErrorCode.LIMIT_EXCEEDED) and completion.get(
+                "result"
+            ):
+                # The result was refused: report the job without it, saying why.
+                retry = {
+                    **completion,
+                    "status": "FAILED",
+                    "result": None,
+                    "message": f"result refused by the server: {message}",
+                }
+                self.journal.replace(retry)
+                continue
+            self.status.event(
+                "completion.dropped", level="warning", job=job_id, code=code, message=message
+            )
+            acknowledged.append(job_id)
+        self.journal.acknowledge(acknowledged)
+
+    def _renew(self) -> None:
+        jobs = [j for j in self.running.values() if not j.abandoned]
+        now = time.monotonic()
+        try:
+            for start in range(0, len(jobs), BATCH):
+                chunk = jobs[start : start + BATCH]
+                leases = [{"jobId": j.job_id, "claimToken": j.token} for j in chunk]
+                data = self.client.execute(
+                    api.RENEW, {"leases": leases, "lease": self.options.lease_seconds}
+                )
+                for job, result in zip(chunk, data["renewLeases"]["results"], strict=True):
+                    self._renewed(job, result, now)
+        except Unreachable as exc:
+            self._unreachable(exc)
+            return
+        self._reachable()
+        self.next_renew_at = now + self.options.lease_seconds / 3
+
+    def _renewed(self, job: Running, result: dict[str, Any], now: float) -> None:
+        error = result.get("error")
+        if error is None:
+            if result.get("mustStop"):
+                if job.stop_reason is None:
+                    self.status.event("job.stopping", job=job.job_id, name=job.name)
+                self._stop(job, "stopped: the run is stopping", now)
+            return
+        if error.get("code") in (ErrorCode.STALE_CLAIM, ErrorCode.NOT_FOUND):
+            self.status.event(
+                "job.lost",
+                level="warning",
+                job=job.job_id,
+                code=error.get("code"),
+                message=error.get("message"),
+            )
+            job.abandoned = True
+            job.process.signal_group(signal.SIGKILL)
+
+    def _unreachable(self, exc: Unreachable) -> None:
+        delay = self.offline.next()
+        if self.offline.failures == 1:
+            self.status.event("server.unreachable", level="warning", error=str(exc))
+        self.send_after = time.monotonic() + delay
+
+    def _reachable(self) -> None:
+        failures = self.offline.reset()
+        if failures:
+            self.status.event("server.reachable", failed_attempts=failures)
+        self.send_after = 0.0
+
+
+def _completion(job_id: str, token: str, outcome: Outcome) -> dict[str, Any]:
+    item: dict[str, Any] = {"jobId": job_id, "claimToken": token, "status": outcome.status}
+    if outcome.exit_status is not None:
+        item["exitStatus"] = outcome.exit_status
+    if outcome.message:
+        item["message"] = outcome.message
+    if outcome.result is not None:
+        item["result"] = outcome.result
+    return item
