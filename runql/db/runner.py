@@ -59,7 +59,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from runql.db.accounts import hash_token
 from runql.db.dialect import is_sqlite
-from runql.db.enums import CompletionStatus, JobStatus, RunStatus, TerminationReason
+from runql.db.enums import CompletionStatus, EventKind, JobStatus, RunStatus, TerminationReason
+from runql.db.events import EventBatch
 from runql.db.job_effects import CLAIMABLE_RUN_STATUSES, JOBS_TABLE, FinishedJobs, status_in
 from runql.db.models import Job, LogicalJob, Project, Run, submission_of
 from runql.db.types import utcnow
@@ -182,7 +183,9 @@ async def claim_jobs(
     """Claim up to ``limit`` ready jobs the viewer may run: highest run priority first,
     then oldest submission. They become ``RUNNING`` for ``runner_name`` with a fresh token
     each and a lease of ``lease`` from the moment they are locked; runs still
-    ``SUBMITTED`` become ``RUNNING``. At most three statements, whatever ``limit`` is.
+    ``SUBMITTED`` become ``RUNNING``. At most four statements, whatever ``limit`` is
+    (the last appends the events: ``JOB_CLAIMED`` per job, ``RUN_STATUS_CHANGED`` per
+    run started).
     """
     stmt = (
         _claimable(viewer, project_name, Job, Run.attempt, Run.status, sqlite=is_sqlite(session))
@@ -224,6 +227,8 @@ async def claim_jobs(
             lease_expires_at=lease_expires_at,
             run_attempt=attempt,
         )
+    events = EventBatch()
+    events.jobs(EventKind.JOB_CLAIMED, [job.id for job, _, _ in rows])
     starting = {job.run_id for job, _, status in rows if status == RunStatus.SUBMITTED}
     if starting:
         locked = (
@@ -231,12 +236,15 @@ async def claim_jobs(
             .where(Run.id.in_(sorted(starting)), Run.status == RunStatus.SUBMITTED)
             .with_for_update(skip_locked=True)
         )
-        await session.execute(
+        started = await session.scalars(
             update(Run)
             .where(Run.id.in_(locked))
             .values(status=RunStatus.RUNNING)
+            .returning(Run.id)
             .execution_options(synchronize_session=False)
         )
+        events.runs(EventKind.RUN_STATUS_CHANGED, sorted(started))
+    await events.flush(session, now)
     return claims
 
 
@@ -439,7 +447,8 @@ async def complete_jobs(
     retries left, downstream jobs aborted after a failure for good, downstream jobs
     unblocked after successes, the runs' statuses. ``now`` (``finishedAt``, retries'
     ``submittedAt``) defaults to the time the locks are held, not the time the request
-    arrived.
+    arrived. Events: ``JOB_COMPLETED`` per applied item, then those of the effects, in
+    one statement before the transaction commits.
     """
     ids = sorted({item.job_id for item in completions})
     await _lock_runs_of_jobs(session, viewer, ids)
@@ -474,7 +483,10 @@ async def complete_jobs(
             outcomes.append(JobOutcome(row.id))
     if params:
         await _write_completions(session, params, now)
-        await finished.apply(session, now)
+        events = EventBatch()
+        events.jobs(EventKind.JOB_COMPLETED, [p["b_id"] for p in params])
+        await finished.apply(session, now, events=events)
+        await events.flush(session, now)
     return outcomes
 
 
