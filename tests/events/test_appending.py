@@ -15,7 +15,7 @@ from runql.db.events import START, EventBatch, read_events
 from runql.db.lifecycle import JobDefinition
 from runql.db.models import Job
 from runql.db.types import utcnow
-from tests.events.helpers import ADMIN, event_writes, log
+from tests.events.helpers import ADMIN, event_writes, log, settled
 from tests.factories import Factory, GraphQLClient, ProjectHandle, UserHandle
 from tests.runner.helpers import CLAIM, COMPLETE, claim, completion
 
@@ -138,6 +138,7 @@ async def test_events_carry_project_run_job_and_time(
     before = utcnow()
     [claimed] = await claim(gql, alice.token)
     after = utcnow()
+    await settled(db)
     async with db.read() as session:
         events = await read_events(session, ADMIN, after=START, limit=10)
     submitted, claim_event, started = events
