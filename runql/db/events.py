@@ -80,6 +80,9 @@ class EventRow:
 # One statement per backend, its text fixed whatever the batch (prepared once per
 # connection). Entries keep the order they were added in (``WITH ORDINALITY`` /
 # ``json_each``'s key), so a transaction's events read back in the order of its changes.
+# Runs and jobs are looked up with correlated scalar subqueries (PostgreSQL) or a forced
+# join order (SQLite): one primary-key probe per event, whatever the planner thinks of
+# the list's size (a hash join would scan every run per transaction).
 _FLUSH_POSTGRESQL = text(
     f"""
 WITH batch AS (
@@ -88,11 +91,14 @@ WITH batch AS (
     ) WITH ORDINALITY AS b(kind, run_id, job_id, ord)
 ), added AS (
     INSERT INTO events (txid, kind, at, project_id, run_id, job_id)
-    SELECT pg_current_xact_id(), b.kind, CAST(:at AS timestamptz), r.project_id, r.id, b.job_id
-    FROM batch AS b
-    LEFT JOIN jobs AS j ON j.id = b.job_id
-    JOIN runs AS r ON r.id = coalesce(b.run_id, j.run_id)
-    ORDER BY b.ord
+    SELECT pg_current_xact_id(), e.kind, CAST(:at AS timestamptz),
+        (SELECT r.project_id FROM runs AS r WHERE r.id = e.run_id), e.run_id, e.job_id
+    FROM (
+        SELECT b.kind, b.job_id, b.ord,
+            coalesce(b.run_id, (SELECT j.run_id FROM jobs AS j WHERE j.id = b.job_id)) AS run_id
+        FROM batch AS b
+    ) AS e
+    ORDER BY e.ord
     RETURNING id
 )
 SELECT pg_notify('{NOTIFY_CHANNEL}', CAST(max(id) AS text)) FROM added

@@ -134,7 +134,7 @@ async def insert_run(
         await session.execute(insert(JobDependency), dependency_rows)
     events = EventBatch()
     events.runs(EventKind.RUN_SUBMITTED, [run.id])
-    await events.flush(session, now)
+    await events.flush(session, utcnow())  # not ``now``: tests and demos backdate runs
     return run
 
 

@@ -21,7 +21,7 @@ from runql.db.events import (
 )
 from runql.db.models import Event
 from runql.db.types import utcnow
-from tests.events.helpers import ADMIN, positions
+from tests.events.helpers import ADMIN, positions, settled
 from tests.factories import Factory
 
 
@@ -57,7 +57,7 @@ async def _append(db: Database, run: int, at: dt.datetime | None = None) -> None
 
 async def test_safe_position_is_after_every_finished_change(db: Database, factory: Factory) -> None:
     run, _ = await _run(factory)
-    await _after(db, START, 1)
+    await settled(db)  # no transaction older than the submission is still in flight
     cursor = await _safe(db)
     assert cursor >= (await positions(db))[-1]
     async with db.read() as session:
@@ -75,6 +75,9 @@ async def test_safe_position_keeps_the_changes_still_in_flight(
     if db.is_sqlite:
         pytest.skip("SQLite writers are serial: no writer is in flight beside a reader")
     run, _ = await _run(factory)
+    # Else a transaction older than the submission (another database's) may still be in
+    # flight, and the submission come again after the cursor (at least once, by design).
+    await settled(db)
     async with db.write() as writer:
         batch = EventBatch()
         batch.runs(EventKind.RUN_STATUS_CHANGED, [run])
