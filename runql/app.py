@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 from collections.abc import AsyncIterator
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -17,6 +18,8 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from runql import graphiql
 from runql.db.engine import Database
 from runql.db.migrate import is_current
+from runql.event_listener import EventListener
+from runql.event_pruner import EventPruner
 from runql.graphql_view import RunqlGraphQL
 from runql.lease_sweeper import LeaseSweeper
 from runql.logging import configure_logging
@@ -33,7 +36,13 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         statement_timeout_ms=settings.statement_timeout_ms,
     )
     configure_logging(settings)
-    graphql = RunqlGraphQL(build_schema(settings), db=database, settings=settings)
+    listener = EventListener(database, poll_seconds=settings.event_poll_seconds)
+    pruner = EventPruner(
+        database,
+        interval_seconds=settings.event_prune_seconds,
+        retention=dt.timedelta(hours=settings.event_retention_hours),
+    )
+    graphql = RunqlGraphQL(build_schema(settings), db=database, settings=settings, events=listener)
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -45,15 +54,32 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             return JSONResponse({"status": "unavailable", "error": type(exc).__name__}, 503)
         if not current:
             return JSONResponse({"status": "migrations pending"}, 503)
-        return JSONResponse({"status": "ready"})
+        # A listener that is degraded (database trouble it retries through) leaves the
+        # server ready for queries; only one that stopped (a bug) takes it out.
+        if not lifespan_started:  # embedded without a lifespan: no listener to report
+            return JSONResponse({"status": "ready"})
+        if listener.state == "stopped":
+            return JSONResponse(
+                {"status": "event listener stopped", "eventListener": listener.health()}, 503
+            )
+        return JSONResponse({"status": "ready", "eventListener": listener.health()})
 
     sweeper = LeaseSweeper(database, interval_seconds=settings.lease_sweep_seconds)
 
+    lifespan_started = False
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        nonlocal lifespan_started
         if settings.lease_sweep_seconds > 0:  # 0 turns the lease sweeper off
             sweeper.start()
+        listener.start()
+        if settings.event_prune_seconds > 0:
+            pruner.start()
+        lifespan_started = True
         yield
+        await pruner.stop()
+        await listener.stop()
         await sweeper.stop()
         if db is None:
             await database.dispose()
@@ -72,6 +98,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.state.db = database
     app.state.settings = settings
     app.state.lease_sweeper = sweeper
+    app.state.event_listener = listener
+    app.state.event_pruner = pruner
     return app
 
 

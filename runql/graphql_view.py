@@ -44,6 +44,7 @@ from strawberry.types.execution import PreExecutionError
 
 from runql.db.engine import Database
 from runql.error_codes import ErrorCode
+from runql.event_listener import EventListener
 from runql.graphiql import graphiql_page
 from runql.logging import RequestLog, current_request, request_scope
 from runql.resolvers.auth import authenticate
@@ -169,7 +170,14 @@ class RunqlGraphQL(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = GraphQLWSHandler
 
-    def __init__(self, schema: Any, *, db: Database, settings: Settings) -> None:
+    def __init__(
+        self,
+        schema: Any,
+        *,
+        db: Database,
+        settings: Settings,
+        events: EventListener | None = None,
+    ) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.graphiql else None,
@@ -177,6 +185,7 @@ class RunqlGraphQL(GraphQL[Context, None]):
         )
         self.db = db
         self.settings = settings
+        self.events = events
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -322,7 +331,7 @@ class RunqlGraphQL(GraphQL[Context, None]):
         """The request's context; for a socket, the connection's (``runql.websocket``
         builds one per operation from it)."""
         if isinstance(request, WebSocket):
-            return connection_context(self.db, self.settings, request)
+            return connection_context(self.db, self.settings, request, self.events)
         viewer = await authenticate(self.db, request.headers.get("authorization"))
         request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex
         return Context(
@@ -332,4 +341,5 @@ class RunqlGraphQL(GraphQL[Context, None]):
             request_id=request_id,
             request=request,
             response=response,
+            events=self.events,
         )

@@ -11,6 +11,7 @@ from runql.resolvers import projects as project_resolvers
 from runql.resolvers import runs as run_resolvers
 from runql.schema.info import Info
 from runql.schema.inputs import RunFilterInput
+from runql.schema.selection import asks_for
 from runql.schema.types import Job, Project, ProjectConnection, Run, RunConnection, User
 
 
@@ -76,6 +77,7 @@ class Query:
             after=after,
             last=last,
             before=before,
+            event_cursor=asks_for(info, "eventCursor"),
         )
 
     @strawberry.field(description="A run by id, or null when unknown, deleted or not visible.")
