@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import secrets
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,6 +23,8 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from runql import graphiql, metrics, tracing
 from runql.db.engine import Database
 from runql.db.migrate import is_current
+from runql.event_listener import EventListener
+from runql.event_pruner import EventPruner
 from runql.graphql_view import RunqlGraphQL
 from runql.lease_sweeper import LeaseSweeper
 from runql.logging import configure_logging
@@ -50,8 +53,18 @@ def create_app(
     traced = tracing.setup(tracer_provider)
     if traced is not None:
         traced.trace_engine(database.engine)
+    listener = EventListener(
+        database, poll_seconds=settings.event_poll_seconds, metrics=app_metrics
+    )
+    pruner = EventPruner(
+        database,
+        interval_seconds=settings.event_prune_seconds,
+        retention=dt.timedelta(hours=settings.event_retention_hours),
+    )
     schema = build_schema(settings, outermost=[traced.extension()] if traced else [])
-    graphql = RunqlGraphQL(schema, db=database, settings=settings, metrics=app_metrics)
+    graphql = RunqlGraphQL(
+        schema, db=database, settings=settings, metrics=app_metrics, events=listener
+    )
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -63,17 +76,34 @@ def create_app(
             return JSONResponse({"status": "unavailable", "error": type(exc).__name__}, 503)
         if not current:
             return JSONResponse({"status": "migrations pending"}, 503)
-        return JSONResponse({"status": "ready"})
+        # A listener that is degraded (database trouble it retries through) leaves the
+        # server ready for queries; only one that stopped (a bug) takes it out.
+        if not lifespan_started:  # embedded without a lifespan: no listener to report
+            return JSONResponse({"status": "ready"})
+        if listener.state == "stopped":
+            return JSONResponse(
+                {"status": "event listener stopped", "eventListener": listener.health()}, 503
+            )
+        return JSONResponse({"status": "ready", "eventListener": listener.health()})
 
     sweeper = LeaseSweeper(
         database, interval_seconds=settings.lease_sweep_seconds, metrics=app_metrics
     )
 
+    lifespan_started = False
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        nonlocal lifespan_started
         if settings.lease_sweep_seconds > 0:  # 0 turns the lease sweeper off
             sweeper.start()
+        listener.start()
+        if settings.event_prune_seconds > 0:
+            pruner.start()
+        lifespan_started = True
         yield
+        await pruner.stop()
+        await listener.stop()
         await sweeper.stop()
         if db is None:
             await database.dispose()
@@ -94,6 +124,8 @@ def create_app(
     app.state.metrics = app_metrics
     app.state.settings = settings
     app.state.lease_sweeper = sweeper
+    app.state.event_listener = listener
+    app.state.event_pruner = pruner
     return app
 
 

@@ -24,6 +24,7 @@ class ErrorCode(enum.StrEnum):
     GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
     GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
     STATEMENT_TIMEOUT = "STATEMENT_TIMEOUT"
+    CURSOR_EXPIRED = "CURSOR_EXPIRED"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
     # Refused by HTTP before GraphQL runs.
     BAD_REQUEST = "BAD_REQUEST"
@@ -72,11 +73,19 @@ MEANINGS: dict[ErrorCode, Meaning] = {
     ErrorCode.STATEMENT_TIMEOUT: Meaning(
         "request", "A database statement ran past `RUNQL_STATEMENT_TIMEOUT_MS`; ask for less."
     ),
+    ErrorCode.CURSOR_EXPIRED: Meaning(
+        "request",
+        "`runEvents(after:)`: the events after this cursor were pruned "
+        "(`RUNQL_EVENT_RETENTION_HOURS`), so resuming would skip some. List again and "
+        "subscribe with the new list's `eventCursor`.",
+    ),
     ErrorCode.INTERNAL_SERVER_ERROR: Meaning(
         "request", "A bug or an outage; `extensions.requestId` matches the server's log line."
     ),
     ErrorCode.BAD_REQUEST: Meaning(
-        "http", "HTTP 400: the body is not a JSON object or cannot be decoded."
+        "http, request",
+        "HTTP 400: the body is not a JSON object or cannot be decoded. As a field error: "
+        "a subscription sent over HTTP (subscribe over a WebSocket).",
     ),
     ErrorCode.METHOD_NOT_ALLOWED: Meaning("http", "HTTP 405: a mutation sent over GET."),
     ErrorCode.NOT_ACCEPTABLE: Meaning(

@@ -46,6 +46,7 @@ from strawberry.types.execution import PreExecutionError
 from runql import metrics, tracing
 from runql.db.engine import Database
 from runql.error_codes import ErrorCode
+from runql.event_listener import EventListener
 from runql.graphiql import graphiql_page
 from runql.logging import RequestLog, current_request, request_scope
 from runql.resolvers.auth import authenticate
@@ -178,6 +179,7 @@ class RunqlGraphQL(GraphQL[Context, None]):
         db: Database,
         settings: Settings,
         metrics: metrics.Metrics | None = None,
+        events: EventListener | None = None,
     ) -> None:
         super().__init__(
             schema,
@@ -187,6 +189,7 @@ class RunqlGraphQL(GraphQL[Context, None]):
         self.db = db
         self.settings = settings
         self.metrics = metrics
+        self.events = events
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         with metrics.bind(self.metrics):  # for resolvers and socket handlers too
@@ -340,7 +343,7 @@ class RunqlGraphQL(GraphQL[Context, None]):
         """The request's context; for a socket, the connection's (``runql.websocket``
         builds one per operation from it)."""
         if isinstance(request, WebSocket):
-            return connection_context(self.db, self.settings, request)
+            return connection_context(self.db, self.settings, request, self.events)
         viewer = await authenticate(self.db, request.headers.get("authorization"))
         request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex
         return Context(
@@ -350,4 +353,5 @@ class RunqlGraphQL(GraphQL[Context, None]):
             request_id=request_id,
             request=request,
             response=response,
+            events=self.events,
         )

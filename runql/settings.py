@@ -32,6 +32,8 @@ POSITIVE_FIELDS = (
     "max_json_bytes",
     "max_json_depth",
     "max_query_cost",
+    "max_subscriptions_per_connection",
+    "max_event_backlog",
 )
 
 
@@ -86,6 +88,12 @@ class Settings:
     lease_sweep_seconds: float = 5.0
     # Observability.
     metrics: str = "off"
+    # Live updates (docs/live-updates.md).
+    max_subscriptions_per_connection: int = 20
+    max_event_backlog: int = 1000
+    event_retention_hours: float = 168.0
+    event_prune_seconds: float = 600.0
+    event_poll_seconds: float = 0.1
 
     def __post_init__(self) -> None:
         if self.log_format not in LOG_FORMATS:
@@ -93,6 +101,10 @@ class Settings:
         for name in POSITIVE_FIELDS:
             if getattr(self, name) < 1:
                 raise ValueError(f"RUNQL_{name.upper()}: must be at least 1")
+        if self.event_retention_hours <= 0:
+            raise ValueError("RUNQL_EVENT_RETENTION_HOURS: must be more than 0")
+        if self.event_poll_seconds <= 0:
+            raise ValueError("RUNQL_EVENT_POLL_SECONDS: must be more than 0")
         if self.workers < 0:
             raise ValueError("RUNQL_WORKERS: must be at least 0 (0: one per core)")
         if self.metrics not in METRICS_MODES and (
@@ -196,6 +208,16 @@ FIELD_DOCS: dict[str, str] = {
     "metrics": "Who may read Prometheus metrics at `GET /metrics`: `off` (no endpoint, nothing "
     "counted), `open` (anyone who reaches the port), or a bearer token (16+ characters) "
     "scrapers send as `Authorization: Bearer <token>`. See docs/operations.md.",
+    "max_subscriptions_per_connection": "Most subscriptions open at once on one WebSocket "
+    "(`runEvents`, `jobsReady`); one more answers `LIMIT_EXCEEDED`.",
+    "max_event_backlog": "Most events queued for one subscription whose client does not keep "
+    "up; beyond it the subscription ends with `LIMIT_EXCEEDED` (resume from the last cursor).",
+    "event_retention_hours": "How long the event log keeps events; an older cursor answers "
+    "`CURSOR_EXPIRED`.",
+    "event_prune_seconds": "How often events older than the retention are deleted (0: never).",
+    "event_poll_seconds": "How often a process checks the event log for new events on SQLite "
+    "(PostgreSQL is woken by NOTIFY and re-checks at this interval only while an event "
+    "it was told of is held back by an older transaction).",
 }
 
 

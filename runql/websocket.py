@@ -57,9 +57,10 @@ from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage
 
 from runql.db.engine import Database
 from runql.error_codes import ErrorCode
+from runql.event_listener import EventListener
 from runql.logging import RequestLog, current_request, request_scope
 from runql.resolvers.auth import authenticate
-from runql.resolvers.context import Context
+from runql.resolvers.context import Context, SocketState
 from runql.schema.errors import public_errors
 from runql.settings import Settings
 
@@ -99,6 +100,8 @@ async def operation_context(connection: Context, request_id: str) -> Context:
         request=connection.request,
         response=connection.response,
         connection_params=connection.connection_params,
+        events=connection.events,
+        socket=connection.socket,
     )
 
 
@@ -287,7 +290,9 @@ class GraphQLWSHandler(_PerOperation, BaseGraphQLWSHandler[Context, None]):
         await super().send_message(message)
 
 
-def connection_context(db: Database, settings: Settings, websocket: WebSocket) -> Context:
+def connection_context(
+    db: Database, settings: Settings, websocket: WebSocket, events: EventListener | None = None
+) -> Context:
     """The context strawberry keeps for the socket: no viewer, never given to resolvers."""
     return Context(
         db=db,
@@ -295,6 +300,8 @@ def connection_context(db: Database, settings: Settings, websocket: WebSocket) -
         viewer_or_none=None,
         request=websocket,
         response=websocket,
+        events=events,
+        socket=SocketState(),
     )
 
 

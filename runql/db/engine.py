@@ -41,15 +41,23 @@ from sqlalchemy.ext.asyncio import (
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
+#: Statements a recorder keeps the text of; it counts every one. A subscription records
+#: for as long as it streams (days), so the texts must not accumulate without bound.
+MAX_RECORDED_STATEMENTS = 10_000
+
+
 @dataclass
 class StatementRecorder:
-    """Collects the SQL statements issued while it is active."""
+    """Collects the SQL statements issued while it is active (the first
+    ``MAX_RECORDED_STATEMENTS`` texts; ``count`` counts them all)."""
 
     statements: list[str] = field(default_factory=list)
+    count: int = 0
 
-    @property
-    def count(self) -> int:
-        return len(self.statements)
+    def add(self, statement: str) -> None:
+        self.count += 1
+        if len(self.statements) < MAX_RECORDED_STATEMENTS:
+            self.statements.append(statement)
 
 
 _recorders: contextvars.ContextVar[tuple[StatementRecorder, ...]] = contextvars.ContextVar(
@@ -72,7 +80,7 @@ def _on_execute(conn: Connection, cursor: Any, statement: str, *args: Any) -> No
     if statement in ("BEGIN", "BEGIN IMMEDIATE"):
         return
     for recorder in _recorders.get():
-        recorder.statements.append(statement)
+        recorder.add(statement)
 
 
 class Database:

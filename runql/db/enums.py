@@ -77,3 +77,18 @@ class TerminationReason(enum.StrEnum):
 
 #: Reasons after which a retry policy may add a new submission.
 RETRYABLE_REASONS = frozenset({TerminationReason.FAILED_BY_RUNNER, TerminationReason.LEASE_EXPIRED})
+
+
+class EventKind(enum.StrEnum):
+    """What an event of the log (``runql.db.events``) records. Run kinds carry no job."""
+
+    RUN_SUBMITTED = "RUN_SUBMITTED"
+    RUN_STATUS_CHANGED = "RUN_STATUS_CHANGED"
+    RUN_STOPPED = "RUN_STOPPED"
+    RUN_DELETED = "RUN_DELETED"
+    JOB_CLAIMED = "JOB_CLAIMED"
+    JOB_COMPLETED = "JOB_COMPLETED"
+    JOB_RETRIED = "JOB_RETRIED"
+    JOB_UNBLOCKED = "JOB_UNBLOCKED"
+    JOB_ABORTED = "JOB_ABORTED"
+    JOB_REQUEUED = "JOB_REQUEUED"

@@ -7,7 +7,8 @@ stopped runs.
 ended, classified once here, and ``apply`` sets off the rest in the order that keeps it
 exact. Each statement costs the same whatever the number of jobs; the statements are built
 once (``functools.cache``) because building them costs more than running them on small
-batches.
+batches. Each statement that changes rows returns their ids (``RETURNING``) for the
+transaction's :class:`~runql.db.events.EventBatch`: no statement is added per event.
 """
 
 from __future__ import annotations
@@ -36,7 +37,14 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from runql.db.enums import ACTIVE_JOB_STATUSES, JobStatus, RunStatus, TerminationReason
+from runql.db.enums import (
+    ACTIVE_JOB_STATUSES,
+    EventKind,
+    JobStatus,
+    RunStatus,
+    TerminationReason,
+)
+from runql.db.events import EventBatch
 from runql.db.models import Job, JobDependency, LogicalJob, Run
 from runql.db.types import UTCDateTime, utcnow
 
@@ -62,29 +70,33 @@ def status_in(column: Any, *statuses: str) -> ColumnElement[bool]:
 def _retry_statements() -> tuple[Any, Any]:
     old = aliased(Job)
     failed = old.id.in_(bindparam("job_ids", expanding=True))
-    add = insert(JOBS_TABLE).from_select(
-        [
-            "run_id",
-            "replica_num",
-            "job_num",
-            "submission_num",
-            "name",
-            "status",
-            "run_attempt",
-            "submitted_at",
-            "spec",
-        ],
-        select(
-            old.run_id,
-            old.replica_num,
-            old.job_num,
-            old.submission_num + 1,
-            old.name,
-            literal(JobStatus.SUBMITTED.value),
-            old.run_attempt,
-            bindparam("now", type_=UTCDateTime),
-            old.spec,
-        ).where(failed),
+    add = (
+        insert(JOBS_TABLE)
+        .from_select(
+            [
+                "run_id",
+                "replica_num",
+                "job_num",
+                "submission_num",
+                "name",
+                "status",
+                "run_attempt",
+                "submitted_at",
+                "spec",
+            ],
+            select(
+                old.run_id,
+                old.replica_num,
+                old.job_num,
+                old.submission_num + 1,
+                old.name,
+                literal(JobStatus.SUBMITTED.value),
+                old.run_attempt,
+                bindparam("now", type_=UTCDateTime),
+                old.spec,
+            ).where(failed),
+        )
+        .returning(JOBS_TABLE.c.id)
     )
     logical = cast(Table, LogicalJob.__table__)
     keys = select(old.run_id, old.replica_num, old.job_num).where(failed)
@@ -98,14 +110,16 @@ def _retry_statements() -> tuple[Any, Any]:
 
 async def _add_retry_submissions(
     session: AsyncSession, failed_ids: Sequence[int], now: dt.datetime
-) -> None:
+) -> list[int]:
     """A new ``SUBMITTED`` submission (``submission_num + 1``, same spec) for each failed
     job of ``failed_ids``, and the logical jobs' ``latest_submission_num`` moved to it, in
-    two statements. The failed rows keep their reason and message: that is job history."""
+    two statements; returns the new submissions' ids. The failed rows keep their reason
+    and message: that is job history."""
     add, move = _retry_statements()
     params = {"job_ids": sorted(failed_ids), "now": now}
-    await session.execute(add, params)
+    added = list((await session.execute(add, params)).scalars())
     await session.execute(move, {"job_ids": params["job_ids"]})
+    return added
 
 
 # The statements below are built once and executed with expanding parameters: building
@@ -199,18 +213,20 @@ def _unblock_statement() -> Any:
         update(JOBS_TABLE)
         .where(JOBS_TABLE.c.id.in_(select(targets.c.id)))
         .values(status=JobStatus.SUBMITTED)
+        .returning(JOBS_TABLE.c.id)
     )
 
 
-async def _unblock_downstream(session: AsyncSession, done_ids: Sequence[int]) -> None:
+async def _unblock_downstream(session: AsyncSession, done_ids: Sequence[int]) -> list[int]:
     """``BLOCKED`` jobs downstream of the jobs ``done_ids`` (just finished ``DONE``) become
     ``SUBMITTED`` when every replica of every job they wait for is ``DONE`` (its latest
     submission). One statement: candidates from the upstream index, each checked
-    dependency by dependency, replica by replica, with index probes."""
+    dependency by dependency, replica by replica, with index probes. Returns their ids."""
     # On the session's connection: through the ORM session this Core UPDATE (of ORM
     # aliases) would be annotated anew on every call, and its cache key rebuilt (~1 ms).
     connection = await session.connection()
-    await connection.execute(_unblock_statement(), {"job_ids": sorted(done_ids)})
+    result = await connection.execute(_unblock_statement(), {"job_ids": sorted(done_ids)})
+    return list(result.scalars())
 
 
 @functools.cache
@@ -234,16 +250,18 @@ def _abort_statement() -> Any:
             termination_reason=TerminationReason.UPSTREAM_FAILED.value,
             finished_at=bindparam("now", type_=UTCDateTime),
         )
+        .returning(JOBS_TABLE.c.id)
     )
 
 
 async def _abort_downstream(
     session: AsyncSession, failed_ids: Sequence[int], now: dt.datetime
-) -> None:
+) -> list[int]:
     """Every job downstream (transitively) of the jobs ``failed_ids`` (failed for good) can
     never run: its ``BLOCKED`` submission ends ``ABORTED`` with reason ``UPSTREAM_FAILED``.
-    One statement (a recursive CTE over the dependencies)."""
-    await session.execute(_abort_statement(), {"job_ids": sorted(failed_ids), "now": now})
+    One statement (a recursive CTE over the dependencies). Returns their ids."""
+    params = {"job_ids": sorted(failed_ids), "now": now}
+    return list((await session.execute(_abort_statement(), params)).scalars())
 
 
 @functools.cache
@@ -282,10 +300,13 @@ def _roll_up_statement() -> Any:
             ),
             finished_at=case((active, null()), else_=bindparam("now", type_=UTCDateTime)),
         )
+        .returning(runs.c.id)
     )
 
 
-async def _roll_up_runs(session: AsyncSession, run_ids: Iterable[int], now: dt.datetime) -> None:
+async def _roll_up_runs(
+    session: AsyncSession, run_ids: Iterable[int], now: dt.datetime
+) -> list[int]:
     """Bring the status of the (not stopping, not finished) ``run_ids`` in line with their
     jobs, in one UPDATE that writes only the runs whose status changes:
 
@@ -294,9 +315,11 @@ async def _roll_up_runs(session: AsyncSession, run_ids: Iterable[int], now: dt.d
       (reason ``ALL_JOBS_DONE``);
     * nothing active, some job failed for good: ``FAILED`` (reason ``JOB_FAILED``).
 
-    ``finished_at`` is set in the same write, so exactly once.
+    ``finished_at`` is set in the same write, so exactly once. Returns the ids of the
+    runs it changed.
     """
-    await session.execute(_roll_up_statement(), {"run_ids": sorted(run_ids), "now": now})
+    params = {"run_ids": sorted(run_ids), "now": now}
+    return list((await session.execute(_roll_up_statement(), params)).scalars())
 
 
 async def finish_stopped_runs(
@@ -399,18 +422,24 @@ class FinishedJobs:
         """Every job that ended ``FAILED`` (with a retry or for good), in id order."""
         return sorted(self.retried + self.failed_for_good)
 
-    async def apply(self, session: AsyncSession, now: dt.datetime) -> None:
+    async def apply(self, session: AsyncSession, now: dt.datetime, *, events: EventBatch) -> None:
         """What the jobs set off, in an order that keeps it exact: retries first, then
         aborting (a job downstream of a failure must not be unblocked), then unblocking,
         then the runs' statuses, then the stopping runs left with nothing active. The
-        jobs' own rows are written by the caller, before this."""
+        jobs' own rows (and their events) are written by the caller, before this; the
+        events of what they set off go to ``events``, which the caller flushes."""
         if self.retried:
-            await _add_retry_submissions(session, self.retried, now)
+            added = await _add_retry_submissions(session, self.retried, now)
+            events.jobs(EventKind.JOB_RETRIED, sorted(added))
         if self.failed_for_good:
-            await _abort_downstream(session, self.failed_for_good, now)
+            aborted = await _abort_downstream(session, self.failed_for_good, now)
+            events.jobs(EventKind.JOB_ABORTED, sorted(aborted))
         if self.done:
-            await _unblock_downstream(session, self.done)
+            unblocked = await _unblock_downstream(session, self.done)
+            events.jobs(EventKind.JOB_UNBLOCKED, sorted(unblocked))
         if self.runs - self.stopping_runs:
-            await _roll_up_runs(session, self.runs - self.stopping_runs, now)
+            changed = await _roll_up_runs(session, self.runs - self.stopping_runs, now)
+            events.runs(EventKind.RUN_STATUS_CHANGED, sorted(changed))
         if self.stopping_runs:
-            await finish_stopped_runs(session, self.stopping_runs, now)
+            finished = await finish_stopped_runs(session, self.stopping_runs, now)
+            events.runs(EventKind.RUN_STATUS_CHANGED, sorted(finished))

@@ -17,7 +17,8 @@ from typing import Protocol, cast
 from sqlalchemy import ColumnElement, and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from runql.db.enums import JobStatus, TerminationReason
+from runql.db.enums import EventKind, JobStatus, TerminationReason
+from runql.db.events import EventBatch
 from runql.db.job_effects import LEASED_SQL, FinishedJobs, FinishingJob, status_in
 from runql.db.models import Job, LogicalJob, Run, submission_of
 
@@ -48,6 +49,8 @@ async def requeue_expired(session: AsyncSession, *, now: dt.datetime, limit: int
     aborted. A job of a stopping run just ends ``TERMINATED``. Loads only the columns it
     decides on. On PostgreSQL runs are locked first with ``SKIP LOCKED``, so several
     server replicas sweep side by side without waiting for or doubling each other.
+    A ``JOB_REQUEUED`` event per ended claim, then the events of what they set off
+    (``JOB_RETRIED`` for the new submissions, ...), in one more statement.
     """
     expired_runs = select(Job.run_id).where(_expired(now))
     run_ids = list(
@@ -106,5 +109,8 @@ async def requeue_expired(session: AsyncSession, *, now: dt.datetime, limit: int
                 )
                 .execution_options(synchronize_session=False)
             )
-    await finished.apply(session, now)
+    events = EventBatch()
+    events.jobs(EventKind.JOB_REQUEUED, [row.id for row in rows])
+    await finished.apply(session, now, events=events)
+    await events.flush(session, now)
     return len(rows)

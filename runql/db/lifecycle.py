@@ -31,11 +31,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from runql.db.enums import (
     ACTIVE_JOB_STATUSES,
+    EventKind,
     JobStatus,
     MemberRole,
     RunStatus,
     TerminationReason,
 )
+from runql.db.events import EventBatch
 from runql.db.job_effects import FinishedJobs
 from runql.db.models import Job, JobDependency, LogicalJob, Member, Project, Run
 from runql.db.types import utcnow
@@ -74,7 +76,8 @@ async def insert_run(
     """Create a run with submission 0 of every logical job, in a handful of statements.
 
     Jobs without upstream jobs start ``SUBMITTED`` (ready to claim), the others ``BLOCKED``.
-    The definitions must already be validated (known names, no cycles).
+    The definitions must already be validated (known names, no cycles). Appends the
+    run's ``RUN_SUBMITTED`` event.
     """
     now = submitted_at or utcnow()
     run = Run(
@@ -129,6 +132,9 @@ async def insert_run(
         await session.execute(insert(Job), job_rows)
     if dependency_rows:
         await session.execute(insert(JobDependency), dependency_rows)
+    events = EventBatch()
+    events.runs(EventKind.RUN_SUBMITTED, [run.id])
+    await events.flush(session, utcnow())  # not ``now``: tests and demos backdate runs
     return run
 
 
@@ -325,9 +331,12 @@ async def stop_runs(
     at its next renewal or completion; the run is ``TERMINATED`` at once if nothing is
     left running. ``abort``: every active job ends ``ABORTED`` and the run ``TERMINATED``.
     A run already stopping is accepted again (idempotent); with ``abort`` it is aborted.
-    At most six UPDATEs, whatever the number of runs.
+    At most six UPDATEs and the events' INSERT, whatever the number of runs: a
+    ``RUN_STOPPED`` per run stopped (not one per job it ended), a ``RUN_STATUS_CHANGED``
+    per run a graceful stop finished at once.
     """
     now = now or utcnow()
+    events = EventBatch()
     outcomes: dict[int, RunOutcome] = {}
     graceful: list[int] = []
     aborted: list[int] = []
@@ -360,7 +369,8 @@ async def stop_runs(
             finished_at=now,
         )
         await _end_jobs(session, graceful, {JobStatus.RUNNING}, status=JobStatus.TERMINATING)
-        await FinishedJobs.of_stopped_runs(graceful).apply(session, now)
+        events.runs(EventKind.RUN_STOPPED, graceful)
+        await FinishedJobs.of_stopped_runs(graceful).apply(session, now, events=events)
     if aborted:
         await _end_jobs(
             session,
@@ -380,6 +390,8 @@ async def stop_runs(
             )
             .execution_options(synchronize_session="evaluate")
         )
+        events.runs(EventKind.RUN_STOPPED, aborted)
+    await events.flush(session, now)
     return outcomes
 
 
@@ -404,7 +416,8 @@ async def delete_runs(
     """Soft-delete the finished ``locked`` runs the viewer may manage, in one UPDATE.
 
     The rows stay (jobs keep their history) but every read path filters them out, and
-    the name becomes free: the unique name index covers live runs only.
+    the name becomes free: the unique name index covers live runs only. A
+    ``RUN_DELETED`` event per deleted run.
     """
     outcomes: dict[int, RunOutcome] = {}
     deleted: list[int] = []
@@ -423,4 +436,7 @@ async def delete_runs(
             .values(deleted=True)
             .execution_options(synchronize_session="evaluate")
         )
+        events = EventBatch()
+        events.runs(EventKind.RUN_DELETED, deleted)
+        await events.flush(session, utcnow())
     return outcomes

@@ -11,6 +11,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     ColumnElement,
     ForeignKey,
@@ -23,9 +24,11 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy import Enum as SAEnum
+from sqlalchemy.dialects.postgresql import base as postgresql_base
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import UserDefinedType
 
-from runql.db.enums import JobStatus, MemberRole, RunStatus, UserRole
+from runql.db.enums import EventKind, JobStatus, MemberRole, RunStatus, UserRole
 from runql.db.types import JSONDocument, UTCDateTime, utcnow
 
 NAMING = {
@@ -221,6 +224,62 @@ class Job(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(
         JSONDocument, deferred=True, deferred_raiseload=True
     )
+
+
+class XID8(UserDefinedType[int]):
+    """PostgreSQL's 64-bit transaction id (``pg_current_xact_id()``); asyncpg reads and
+    binds it as a Python int."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "XID8"
+
+
+# Reflection (Alembic's model/migration comparison) knows the column's type.
+postgresql_base.ischema_names.setdefault("xid8", XID8)
+
+
+#: Event positions: 64-bit on PostgreSQL; SQLite's INTEGER PRIMARY KEY is its rowid.
+EventId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Event(Base):
+    """One change of a run or job, written in the transaction that made it
+    (``runql.db.events``). Its position is ``(txid, id)``: ``txid`` is the writing
+    transaction's id on PostgreSQL (0 on SQLite, whose writes are serial).
+
+    No foreign keys: the log is history (pruned by age, never by its runs), and a key
+    check per appended row would cost the hot paths. ``AUTOINCREMENT`` on SQLite: ids are
+    positions and must never be reused after pruning empties the table.
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_position", "txid", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(EventId, primary_key=True)
+    txid: Mapped[int] = mapped_column(BigInteger().with_variant(XID8(), "postgresql"))
+    kind: Mapped[EventKind] = mapped_column(
+        SAEnum(EventKind, native_enum=False, create_constraint=False, length=24)
+    )
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    project_id: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[int] = mapped_column(Integer)
+    job_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class EventsPruned(Base):
+    """One row (``id`` 1): the position of the newest event pruned so far. A cursor below
+    it is expired even when the log is empty."""
+
+    __tablename__ = "events_pruned"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    txid: Mapped[int] = mapped_column(BigInteger)
+    event_id: Mapped[int] = mapped_column(BigInteger)
 
 
 #: Columns never selected unless a query asks for the field.

@@ -59,7 +59,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from runql.db.accounts import hash_token
 from runql.db.dialect import is_sqlite
-from runql.db.enums import CompletionStatus, JobStatus, RunStatus, TerminationReason
+from runql.db.enums import CompletionStatus, EventKind, JobStatus, RunStatus, TerminationReason
+from runql.db.events import EventBatch
 from runql.db.job_effects import CLAIMABLE_RUN_STATUSES, JOBS_TABLE, FinishedJobs, status_in
 from runql.db.jobs import JobRow
 from runql.db.models import Job, LogicalJob, Project, Run, submission_of
@@ -220,6 +221,7 @@ def _start_runs_statement() -> Any:
         update(Run)
         .where(Run.id.in_(locked))
         .values(status=RunStatus.RUNNING)
+        .returning(Run.id)
         .execution_options(synchronize_session=False)
     )
 
@@ -252,7 +254,9 @@ async def claim_jobs(
     """Claim up to ``limit`` ready jobs the viewer may run: highest run priority first,
     then oldest submission. They become ``RUNNING`` for ``runner_name`` with a fresh token
     each and a lease of ``lease`` from the moment they are locked; runs still
-    ``SUBMITTED`` become ``RUNNING``. At most three statements, whatever ``limit`` is.
+    ``SUBMITTED`` become ``RUNNING``. At most four statements, whatever ``limit`` is
+    (the last appends the events: ``JOB_CLAIMED`` per job, ``RUN_STATUS_CHANGED`` per
+    run started).
     """
     stmt = _claim_statement(viewer.is_admin, project_name is not None, is_sqlite(session))
     rows = (await session.execute(stmt, _claim_params(viewer, project_name, limit=limit))).all()
@@ -288,8 +292,12 @@ async def claim_jobs(
         if run_status == RunStatus.SUBMITTED:
             starting.add(job.run_id)
     await session.execute(_claim_update(), params)
+    events = EventBatch()
+    events.jobs(EventKind.JOB_CLAIMED, [claim.job.id for claim in claims])
     if starting:
-        await session.execute(_start_runs_statement(), {"run_ids": sorted(starting)})
+        started = await session.scalars(_start_runs_statement(), {"run_ids": sorted(starting)})
+        events.runs(EventKind.RUN_STATUS_CHANGED, sorted(started))
+    await events.flush(session, now)
     return claims
 
 
@@ -513,7 +521,8 @@ async def complete_jobs(
     retries left, downstream jobs aborted after a failure for good, downstream jobs
     unblocked after successes, the runs' statuses. ``now`` (``finishedAt``, retries'
     ``submittedAt``) defaults to the time the locks are held, not the time the request
-    arrived.
+    arrived. Events: ``JOB_COMPLETED`` per applied item, then those of the effects, in
+    one statement before the transaction commits.
     """
     ids = sorted({item.job_id for item in completions})
     await _lock_runs_of_jobs(session, viewer, ids)
@@ -548,7 +557,10 @@ async def complete_jobs(
             outcomes.append(JobOutcome(row.id))
     if params:
         await _write_completions(session, params, now)
-        await finished.apply(session, now)
+        events = EventBatch()
+        events.jobs(EventKind.JOB_COMPLETED, [p["b_id"] for p in params])
+        await finished.apply(session, now, events=events)
+        await events.flush(session, now)
     return outcomes
 
 

@@ -11,9 +11,18 @@ from typing import Any
 
 from runql.db.engine import Database
 from runql.db.visibility import Viewer
+from runql.event_listener import EventListener
 from runql.resolvers.errors import Unauthenticated
 from runql.resolvers.loaders import Loaders
 from runql.settings import Settings
+
+
+@dataclass
+class SocketState:
+    """What the operations of one WebSocket share: how many subscriptions it has open
+    (``RUNQL_MAX_SUBSCRIPTIONS_PER_CONNECTION``)."""
+
+    subscriptions: int = 0
 
 
 @dataclass
@@ -26,6 +35,10 @@ class Context:
     response: Any = None
     #: WebSocket only: the ``connection_init`` payload (strawberry's name for it).
     connection_params: dict[str, Any] | None = None
+    #: The process's event listener (subscriptions register with it).
+    events: EventListener | None = None
+    #: WebSocket only: state shared by the socket's operations.
+    socket: SocketState | None = None
     _loaders: Loaders | None = field(default=None, repr=False)
 
     @property
@@ -40,3 +53,8 @@ class Context:
         if self._loaders is None:
             self._loaders = Loaders(self.db, self.viewer)
         return self._loaders
+
+    def forget_loaded(self) -> None:
+        """Drop what the loaders cached: a subscription shows each batch of events with
+        the state of its runs and jobs when the batch is sent, not when it started."""
+        self._loaders = None

@@ -18,6 +18,7 @@ from runql.db.runs import RunFilter, RunKey
 from runql.resolvers.checks import check_text, check_time, parse_id
 from runql.resolvers.context import Context
 from runql.resolvers.errors import BadInput, LimitExceeded
+from runql.resolvers.events import WatchedPage, list_event_cursor
 from runql.resolvers.loaders import MISSING, LatestJobsKey
 from runql.resolvers.pagination import Page, decode_cursor, encode_cursor, page_size
 from runql.resolvers.status_message import needs_latest_terminated, run_status_message
@@ -81,7 +82,8 @@ async def runs(
     last: int | None,
     before: str | None,
     needs: PageNeeds | None = None,
-) -> Page[Run]:
+    event_cursor: bool = False,
+) -> WatchedPage[Run]:
     limit, backwards = page_size(
         first, last, maximum=ctx.settings.max_page_size, default=DEFAULT_PAGE_SIZE
     )
@@ -91,6 +93,8 @@ async def runs(
     after_key = _position(ctx, after, "after") if after is not None else None
     before_key = _position(ctx, before, "before") if before is not None else None
     async with ctx.db.read() as session:
+        # Before the page (list-then-watch: no change between the two is missed).
+        watch_from = await list_event_cursor(ctx, session) if event_cursor else ""
         page = await run_queries.runs_page(
             session,
             ctx.viewer,
@@ -111,11 +115,14 @@ async def runs(
         has_next, has_previous = before is not None, page.has_more
     else:
         has_next, has_previous = page.has_more, after is not None
-    return Page.build(
-        page.runs,
-        lambda run: _cursor(ctx, run),
-        has_next_page=has_next,
-        has_previous_page=has_previous,
+    return WatchedPage.of(
+        Page.build(
+            page.runs,
+            lambda run: _cursor(ctx, run),
+            has_next_page=has_next,
+            has_previous_page=has_previous,
+        ),
+        watch_from,
     )
 
 

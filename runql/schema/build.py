@@ -22,6 +22,8 @@ from runql.schema.errors import ErrorMasking
 from runql.schema.limits import limits_extension
 from runql.schema.mutation import build_mutation
 from runql.schema.query import Query
+from runql.schema.subscription import Subscription
+from runql.schema.transport import SubscriptionsOverWebSocket
 from runql.settings import Settings
 
 
@@ -45,8 +47,11 @@ def build_schema(
         ErrorMasking,
         OperationNameLogger,
         RequireViewer,
+        SubscriptionsOverWebSocket,
         limits_extension(settings),
         lambda: ParserCache(maxsize=cache_size),
         lambda: ValidationCache(maxsize=cache_size),
     ]
-    return RunqlSchema(query=Query, mutation=build_mutation(), extensions=extensions)
+    return RunqlSchema(
+        query=Query, mutation=build_mutation(), subscription=Subscription, extensions=extensions
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from runql.db.enums import JobStatus, MemberRole, RunStatus, UserRole
+from runql.db.enums import EventKind, JobStatus, MemberRole, RunStatus, UserRole
 
 strawberry.enum(RunStatus, description="Lifecycle of a run. TERMINATED, FAILED and DONE are final.")
 strawberry.enum(
@@ -16,5 +16,14 @@ strawberry.enum(
 )
 strawberry.enum(UserRole, description="Global role: ADMIN sees every project.")
 strawberry.enum(MemberRole, description="A user's role within a project.")
+strawberry.enum(
+    EventKind,
+    name="RunEventKind",
+    description=(
+        "What changed: a run submitted, its status changed, stopped or deleted (no job); "
+        "a job claimed, completed, retried (a new submission), unblocked, aborted, or "
+        "requeued after its lease expired."
+    ),
+)
 
-__all__ = ["JobStatus", "MemberRole", "RunStatus", "UserRole"]
+__all__ = ["EventKind", "JobStatus", "MemberRole", "RunStatus", "UserRole"]

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from graphql import GraphQLError, GraphQLSyntaxError
+from strawberry.exceptions import MissingQueryError
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.execution import PreExecutionError
 
 from runql.error_codes import ErrorCode
@@ -51,8 +54,15 @@ def _located(template: GraphQLError, message: str, extensions: dict[str, object]
     )
 
 
+#: strawberry's refusals of the request itself (an operation type this transport does not
+#: run, no operation to pick): client mistakes, told as they are.
+_REQUEST_REFUSALS = (InvalidOperationTypeError, CannotGetOperationTypeError, MissingQueryError)
+
+
 def _is_expected(error: GraphQLError) -> bool:
     if isinstance(error, ClientError) or isinstance(error.original_error, ClientError):
+        return True
+    if isinstance(error.original_error, _REQUEST_REFUSALS):
         return True
     if error.original_error is None:
         return True  # produced by GraphQL about the document, or already masked
@@ -120,7 +130,19 @@ def public_errors(
 
 
 class ErrorMasking(SchemaExtension):
-    """Applies :func:`public_error` to every result, HTTP and WebSocket alike."""
+    """Applies :func:`public_error` to every result, HTTP and WebSocket alike, and to
+    each result a subscription streams (``on_operation`` sees only the last one, after
+    the stream ended)."""
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        errors = getattr(result, "errors", None)
+        if errors:
+            context = self.execution_context.context
+            request_id = getattr(context, "request_id", None) or current_request_id()
+            result.errors = public_errors(
+                errors, request_id, pre_execution=isinstance(result, PreExecutionError)
+            )
+        yield
 
     def on_operation(self) -> Iterator[None]:
         yield

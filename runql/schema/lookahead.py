@@ -1,4 +1,7 @@
-"""Look-ahead over a runs page's selection set: what its rows will ask for.
+"""Look-ahead over a field's selection set: what the document will ask for.
+
+:func:`asks_for` tells whether a sub-field is selected (``RunConnection.eventCursor``
+costs a statement only when asked for).
 
 ``Query.runs`` passes :func:`runs_page_needs` to its resolver, which then loads the
 latest submissions (and what ``statusMessage`` needs) together with the page and primes
@@ -37,6 +40,17 @@ def runs_page_needs(info: Info) -> PageNeeds:
                 if key is not None:
                     latest_jobs.add(key)
     return PageNeeds(latest_jobs=frozenset(latest_jobs), status_message=status_message)
+
+
+def asks_for(info: Info, field: str) -> bool:
+    """Whether the current field's selection names ``field`` (through fragments, unless
+    ``@skip``/``@include`` surely drop it)."""
+    return any(
+        True
+        for selected in info.selected_fields
+        if isinstance(selected, SelectedField)
+        for _ in _fields(selected.selections, field)
+    )
 
 
 def _fields(selections: Sequence[Selection], *names: str) -> Iterator[SelectedField]:

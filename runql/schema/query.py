@@ -11,7 +11,7 @@ from runql.resolvers import projects as project_resolvers
 from runql.resolvers import runs as run_resolvers
 from runql.schema.info import Info
 from runql.schema.inputs import RunFilterInput
-from runql.schema.lookahead import runs_page_needs
+from runql.schema.lookahead import asks_for, runs_page_needs
 from runql.schema.types import Job, Project, ProjectConnection, Run, RunConnection, User
 
 
@@ -78,6 +78,7 @@ class Query:
             last=last,
             before=before,
             needs=runs_page_needs(info),
+            event_cursor=asks_for(info, "eventCursor"),
         )
 
     @strawberry.field(description="A run by id, or null when unknown, deleted or not visible.")

@@ -243,5 +243,14 @@ class Job:
         return await job_resolvers.job_column(info.context, root, "result")
 
 
-RunConnection = Connection[Run]
+@strawberry.type(description="A keyset-paginated list of runs, and where to watch it from.")
+class RunConnection(Connection[Run]):
+    event_cursor: str = strawberry.field(
+        description=(
+            "Subscribe to runEvents(after:) with this to get every change made after this "
+            "page was read (list-then-watch; docs/live-updates.md)."
+        )
+    )
+
+
 ProjectConnection = Connection[Project]

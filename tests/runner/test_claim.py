@@ -155,8 +155,9 @@ async def test_claim_statements_do_not_grow_with_limit(
     assert len(one["data"]["claimJobs"]["claims"]) == 1
     assert len(many["data"]["claimJobs"]["claims"]) == 1000
     assert empty["data"]["claimJobs"]["claims"] == []
-    # token lookup, [SQLite: lock-free existence check], select + lock, update, run status
-    expected = 5 if db.is_sqlite else 4
+    # token lookup, [SQLite: lock-free existence check], select + lock, update, run status,
+    # the events
+    expected = 6 if db.is_sqlite else 5
     assert one_statements.count == many_statements.count == expected, many_statements.statements
     # An empty claim on SQLite never reaches the write transaction.
     if db.is_sqlite:

@@ -276,12 +276,12 @@ async def test_complete_statements_do_not_grow_with_the_batch(
     failed_many = await counted([completion(c, "FAILED") for c in claims[501:]])
 
     # token lookup, [PostgreSQL: lock runs], lock jobs, update jobs, unblock, run roll-up,
-    # and the jobs of the answer (asked for: one batched read)
+    # the events, and the jobs of the answer (asked for: one batched read)
     lock = 0 if db.is_sqlite else 1
-    assert done_one == done_many == 6 + lock
+    assert done_one == done_many == 7 + lock
     # token lookup, [lock runs], lock jobs, update jobs, insert retries, move latest,
-    # roll-up, the jobs of the answer
-    assert failed_one == failed_many == 7 + lock
+    # roll-up, the events, the jobs of the answer
+    assert failed_one == failed_many == 8 + lock
 
 
 async def test_complete_and_claim_share_one_request(factory: Factory, gql: GraphQLClient) -> None:

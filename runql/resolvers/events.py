@@ -1,0 +1,382 @@
+"""Live updates: ``runEvents`` and ``jobsReady`` subscriptions, and the event cursor of a
+runs page (list-then-watch).
+
+``runEvents`` registers with the process's event listener first (every event after the
+listener's position from then on is queued for it), then replays from the client's cursor
+up to that position with its own reads, then streams the queue, skipping what it already
+sent. Both halves read final segments of one ordered log, so the stream has no gap and no
+duplicate whatever the commit order (``runql.db.events``).
+
+Each batch of events (a replay read, or what the listener queued since the last batch)
+is shown with the state of its runs and jobs when it is sent, read with two statements
+for the whole batch, and only the events whose run the viewer may see now are sent:
+membership is checked per batch, so a user removed from a project stops receiving its
+events at once, even on a socket opened before.
+
+Cursors are opaque and signed like the pagination cursors (``runql.resolvers.pagination``);
+one older than the retention (events after it were pruned) answers ``CURSOR_EXPIRED``
+rather than a silent gap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from runql import metrics
+from runql.db import events as event_log
+from runql.db import live as live_queries
+from runql.db.enums import EventKind
+from runql.db.events import EventPosition, EventRow
+from runql.db.models import Job, Run
+from runql.error_codes import ErrorCode
+from runql.event_listener import EventListener, Subscriber
+from runql.resolvers.checks import check_batch, check_text, parse_id
+from runql.resolvers.context import Context
+from runql.resolvers.errors import BadInput, ClientError, NotFound
+from runql.resolvers.pagination import Page, decode_cursor, encode_cursor
+
+CURSOR_KIND = "events"
+
+#: Events read per replay statement (and so sent per batch while replaying).
+REPLAY_BATCH = 200
+
+#: What may make claimable jobs appear: a ``jobsReady`` wake-up follows only these.
+READY_KINDS = frozenset(
+    {
+        EventKind.RUN_SUBMITTED,
+        EventKind.JOB_RETRIED,
+        EventKind.JOB_UNBLOCKED,
+        EventKind.JOB_REQUEUED,
+    }
+)
+
+SUBSCRIPTIONS_SETTING = "RUNQL_MAX_SUBSCRIPTIONS_PER_CONNECTION"
+BACKLOG_SETTING = "RUNQL_MAX_EVENT_BACKLOG"
+
+
+class CursorExpired(ClientError):
+    code = ErrorCode.CURSOR_EXPIRED
+
+    def __init__(self) -> None:
+        super().__init__(
+            "after: events after this cursor were pruned (RUNQL_EVENT_RETENTION_HOURS); "
+            "list again and subscribe with the list's eventCursor",
+            field="after",
+        )
+
+
+class SettingExceeded(ClientError):
+    """Over a server-side limit that no argument names: ``extensions.setting`` does."""
+
+    code = ErrorCode.LIMIT_EXCEEDED
+
+    def __init__(self, message: str, setting: str, limit: int) -> None:
+        super().__init__(f"{message} ({setting})", setting=setting, limit=limit)
+
+
+class ListenerDown(ClientError):
+    """The process's listener stopped (server shutting down): resume elsewhere."""
+
+    code = ErrorCode.INTERNAL_SERVER_ERROR
+
+    def __init__(self) -> None:
+        super().__init__(
+            "live updates are unavailable on this server now; resume from the last cursor"
+        )
+
+
+@dataclass(frozen=True)
+class RunEventItem:
+    """What ``RunEvent`` shows: the event, its run and job as they are now."""
+
+    cursor: str
+    kind: EventKind
+    at: dt.datetime
+    run: Run
+    job: Job | None
+
+
+@dataclass(frozen=True)
+class JobsReadyItem:
+    """What ``JobsReady`` shows: how many jobs the viewer could claim now (a hint)."""
+
+    ready: int
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class WatchedPage(Page[T], Generic[T]):
+    """A page with the position to watch its list from (``RunConnection.eventCursor``)."""
+
+    event_cursor: str = ""
+
+    @classmethod
+    def of(cls, page: Page[T], event_cursor: str) -> WatchedPage[T]:
+        return cls(edges=page.edges, page_info=page.page_info, event_cursor=event_cursor)
+
+
+# --- cursors ---------------------------------------------------------------------------
+
+
+def encode_event_cursor(ctx: Context, position: EventPosition) -> str:
+    return encode_cursor(ctx.settings.secret_key, CURSOR_KIND, [position.txid, position.id])
+
+
+def decode_event_cursor(ctx: Context, cursor: str, argument: str) -> EventPosition:
+    value = decode_cursor(ctx.settings.secret_key, CURSOR_KIND, cursor, argument=argument)
+    try:
+        txid, event_id = value
+        if not (isinstance(txid, int) and isinstance(event_id, int)):
+            raise TypeError
+        return EventPosition(txid, event_id)
+    except (TypeError, ValueError):
+        raise BadInput(argument, "not a valid cursor") from None
+
+
+async def list_event_cursor(ctx: Context, session: AsyncSession) -> str:
+    """The ``eventCursor`` of a list: take it before reading the list's page, in the
+    same session, so subscribing with it gives every change the page may not show."""
+    return encode_event_cursor(ctx, await event_log.safe_position(session))
+
+
+# --- runEvents ---------------------------------------------------------------------------
+
+
+async def _project_ids(ctx: Context, project: str | None) -> list[int] | None:
+    if project is None:
+        return None
+    found = await ctx.loaders.project_by_name.load(check_text(project, "project"))
+    if found is None:
+        raise NotFound(
+            f"project: no project named {project!r} among the projects you are a member of",
+            field="project",
+        )
+    return [found.id]
+
+
+def _run_ids(ctx: Context, run_ids: Sequence[str] | None) -> list[int] | None:
+    if run_ids is None:
+        return None
+    check_batch("runIds", len(run_ids), ctx.settings.max_batch_size)
+    parsed = [parse_id(str(value), f"runIds[{i}]") for i, value in enumerate(run_ids)]
+    return sorted({value for value in parsed if value is not None})
+
+
+def _listener(ctx: Context) -> EventListener:
+    if ctx.events is None or not ctx.events.running:
+        raise ListenerDown()
+    return ctx.events
+
+
+@contextlib.contextmanager
+def _subscription_slot(ctx: Context) -> Iterator[None]:
+    """Counts the subscription against its socket's limit, and in the metrics, while it
+    runs."""
+    socket = ctx.socket
+    limit = ctx.settings.max_subscriptions_per_connection
+    if socket is not None and socket.subscriptions >= limit:
+        raise SettingExceeded(
+            f"at most {limit} subscriptions may be open on one connection",
+            SUBSCRIPTIONS_SETTING,
+            limit,
+        )
+    app_metrics = metrics.current()
+    if socket is not None:
+        socket.subscriptions += 1
+    if app_metrics is not None:
+        app_metrics.subscription_opened()
+    try:
+        yield
+    finally:
+        if socket is not None:
+            socket.subscriptions -= 1
+        if app_metrics is not None:
+            app_metrics.subscription_closed()
+
+
+def _delivered(items: list[RunEventItem]) -> list[RunEventItem]:
+    """``items``, counted as delivered in the metrics."""
+    app_metrics = metrics.current()
+    if app_metrics is not None and items:
+        app_metrics.delivered(len(items))
+    return items
+
+
+async def _check_not_expired(session: AsyncSession, after: EventPosition) -> None:
+    watermark = await event_log.oldest_retained(session)
+    if watermark is not None and after < watermark:
+        raise CursorExpired()
+
+
+async def _shown(ctx: Context, events: list[EventRow]) -> list[RunEventItem]:
+    """The events with their current run and job, only those the viewer may see now.
+    Two statements for the whole batch; nested fields then read through the loaders,
+    which the batch's rows are primed into."""
+    if not events:
+        return []
+    ctx.forget_loaded()
+    run_ids = sorted({e.run_id for e in events})
+    job_ids = sorted({e.job_id for e in events if e.job_id is not None})
+    async with ctx.db.read() as session:
+        runs = await live_queries.event_runs(session, ctx.viewer, run_ids)
+        jobs = await live_queries.event_jobs(session, ctx.viewer, job_ids) if runs else {}
+    for run in runs.values():
+        ctx.loaders.run_by_id.prime(run.id, run)
+    for job in jobs.values():
+        ctx.loaders.job_by_id.prime(job.id, job)
+    return [
+        RunEventItem(
+            cursor=encode_event_cursor(ctx, e.position),
+            kind=e.kind,
+            at=e.at,
+            run=runs[e.run_id],
+            job=jobs.get(e.job_id) if e.job_id is not None else None,
+        )
+        for e in events
+        if e.run_id in runs and (e.job_id is None or e.job_id in jobs)
+    ]
+
+
+class NotOverWebSocket(ClientError):
+    """A subscription sent over HTTP (``runql.schema.transport`` refuses it)."""
+
+    code = ErrorCode.BAD_REQUEST
+
+    def __init__(self) -> None:
+        super().__init__(
+            "subscriptions are served over WebSocket (graphql-transport-ws) at /graphql, "
+            "not over HTTP"
+        )
+
+
+async def run_events(
+    ctx: Context, *, project: str | None, run_ids: Sequence[str] | None, after: str | None
+) -> AsyncIterator[RunEventItem]:
+    """The subscription: replay after ``after`` (or start now), then live."""
+    viewer = ctx.viewer
+    start = decode_event_cursor(ctx, after, "after") if after is not None else None
+    project_ids = await _project_ids(ctx, project)
+    wanted_runs = _run_ids(ctx, run_ids)
+    listener = _listener(ctx)
+    with _subscription_slot(ctx):
+        subscriber = await listener.subscribe(
+            project_ids=project_ids,
+            run_ids=wanted_runs,
+            max_backlog=ctx.settings.max_event_backlog,
+        )
+        try:
+            async with ctx.db.read() as session:
+                if start is None:
+                    last = await event_log.safe_position(session)
+                else:
+                    await _check_not_expired(session, start)
+                    last = start
+            while last < subscriber.start:  # replay what the listener read before us
+                async with ctx.db.read() as session:
+                    events = await event_log.read_events(
+                        session,
+                        viewer,
+                        after=last,
+                        project_ids=project_ids,
+                        run_ids=wanted_runs,
+                        limit=REPLAY_BATCH,
+                    )
+                    await _check_not_expired(session, last)  # after the read: see docs
+                if subscriber.overflowed:
+                    # Live events piled up while a long replay was sent: drop the queue
+                    # and register again; the replay now runs up to the new start.
+                    listener.unsubscribe(subscriber)
+                    subscriber = await listener.subscribe(
+                        project_ids=project_ids,
+                        run_ids=wanted_runs,
+                        max_backlog=ctx.settings.max_event_backlog,
+                    )
+                mine = [e for e in events if e.position <= subscriber.start]
+                if mine:
+                    last = mine[-1].position
+                    for item in _delivered(await _shown(ctx, mine)):
+                        yield item
+                if len(mine) < REPLAY_BATCH:
+                    break
+            while True:
+                await subscriber.wait()
+                if subscriber.overflowed:
+                    raise _backlog_exceeded(ctx)
+                if not listener.running:
+                    raise ListenerDown()
+                events = [e for e in subscriber.take() if e.position > last]
+                if not events:
+                    continue
+                last = events[-1].position
+                for item in _delivered(await _shown(ctx, events)):
+                    yield item
+        finally:
+            listener.unsubscribe(subscriber)
+
+
+def _backlog_exceeded(ctx: Context) -> SettingExceeded:
+    limit = ctx.settings.max_event_backlog
+    return SettingExceeded(
+        f"this subscription fell more than {limit} events behind (the client reads too "
+        "slowly); subscribe again with the last cursor received",
+        BACKLOG_SETTING,
+        limit,
+    )
+
+
+# --- jobsReady ---------------------------------------------------------------------------
+
+
+async def jobs_ready(ctx: Context, *, project: str | None) -> AsyncIterator[JobsReadyItem]:
+    """A wake-up for idle runners: at once when jobs are ready, then whenever an event
+    may have made jobs claimable in a project the viewer sees (coalesced: events that
+    arrive while one wake-up is being sent make one more, not one each)."""
+    viewer = ctx.viewer
+    project_ids = await _project_ids(ctx, project)
+    project_id = project_ids[0] if project_ids else None
+    listener = _listener(ctx)
+    with _subscription_slot(ctx):
+        subscriber = await listener.subscribe(
+            project_ids=project_ids,
+            run_ids=None,
+            max_backlog=ctx.settings.max_event_backlog,
+            coalesce=True,
+            kinds=READY_KINDS,
+        )
+        try:
+            touched: set[int] | None = None  # None: every project (the first signal)
+            while True:
+                async with ctx.db.read() as session:
+                    total, in_touched = await live_queries.ready_job_counts(
+                        session, viewer, project_id=project_id, touched_project_ids=touched
+                    )
+                if in_touched:
+                    yield JobsReadyItem(ready=total)
+                await subscriber.wait()
+                if not listener.running:
+                    raise ListenerDown()
+                touched = subscriber.take_touched()
+        finally:
+            listener.unsubscribe(subscriber)
+
+
+__all__ = [
+    "CursorExpired",
+    "JobsReadyItem",
+    "RunEventItem",
+    "Subscriber",
+    "WatchedPage",
+    "decode_event_cursor",
+    "encode_event_cursor",
+    "jobs_ready",
+    "list_event_cursor",
+    "run_events",
+]

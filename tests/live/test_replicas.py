@@ -1,0 +1,123 @@
+"""Two ``runql serve`` processes on one database: an event written through one reaches a
+subscriber on the other (PostgreSQL: LISTEN/NOTIFY; SQLite: each process polls the log)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from runql.db.engine import Database
+from runql.db.enums import MemberRole
+from runql.db.migrate import upgrade
+from tests.conftest import BACKENDS, _create_postgres_database, _drop_postgres_database
+from tests.factories import Factory
+from tests.live.helpers import RUN_EVENTS, socket, submit_input
+from tests.test_workers import _free_port
+
+STARTUP_SECONDS = 30.0
+SUBMIT = """mutation($input: SubmitRunInput!) { submitRun(input: $input) { run { id } } }"""
+
+
+def _text(log: Path) -> str:
+    return log.read_text(errors="replace")
+
+
+@contextlib.asynccontextmanager
+async def _serve(env: dict[str, str], log: Path) -> AsyncIterator[str]:
+    port = _free_port()
+    with log.open("wb") as sink:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "runql.cli",
+            "serve",
+            "--workers",
+            "1",
+            "--port",
+            str(port),
+            env=env,
+            stdout=sink,
+            stderr=sink,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        async with httpx.AsyncClient(base_url=url, timeout=5) as client:
+            while True:
+                assert process.returncode is None, _text(log)
+                with contextlib.suppress(httpx.TransportError):
+                    ready = await client.get("/readyz")
+                    if ready.status_code == 200 and ready.json()["eventListener"]["state"] == "ok":
+                        break
+                assert time.monotonic() < deadline, _text(log)
+                await asyncio.sleep(0.1)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), 15)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+@pytest_asyncio.fixture(params=BACKENDS)
+async def replicas(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[str, str, str]]:
+    """Two single-process servers on one fresh database; yields their URLs and a token."""
+    if request.param == "sqlite":
+        database_url = f"sqlite+aiosqlite:///{tmp_path / 'replicas.db'}"
+    else:
+        database_url = await _create_postgres_database()
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+        "RUNQL_DATABASE_URL": database_url,
+        "RUNQL_SECRET_KEY": "replicas-test",
+        "RUNQL_LOG_LEVEL": "WARNING",
+    }
+    try:
+        db = Database(database_url)
+        try:
+            await upgrade(db)
+            factory = Factory(db)
+            alice = await factory.user("alice", admin=True)
+            await factory.project("ml", [(alice, MemberRole.ADMIN)])
+        finally:
+            await db.dispose()
+        token = alice.token
+        async with _serve(env, tmp_path / "a.log") as a, _serve(env, tmp_path / "b.log") as b:
+            yield a, b, token
+    finally:
+        if request.param == "postgresql":
+            await _drop_postgres_database(database_url)
+
+
+async def test_an_event_written_through_one_replica_reaches_a_subscriber_on_the_other(
+    replicas: tuple[str, str, str],
+) -> None:
+    a, b, token = replicas
+    ws_url = a.replace("http://", "ws://") + "/graphql"
+    async with socket(ws_url, token) as ws:
+        op = await ws.subscribe(RUN_EVENTS, {"project": "ml"})
+        await ws.nothing(op, 0.3)
+        async with httpx.AsyncClient(base_url=b, timeout=30) as client:
+            headers = {"Authorization": f"Bearer {token}"}
+            for name in ("one", "two"):
+                body = {"query": SUBMIT, "variables": submit_input("ml", name=name)}
+                answer = (await client.post("/graphql", json=body, headers=headers)).json()
+                assert "errors" not in answer, answer
+        got = [(await ws.next(op))["runEvents"] for _ in range(2)]
+    assert [e["kind"] for e in got] == ["RUN_SUBMITTED", "RUN_SUBMITTED"]
+    assert got[0]["run"]["id"] != got[1]["run"]["id"]
