@@ -53,6 +53,12 @@ async def server(
         "RUNQL_LOG_LEVEL": "WARNING",
         "RUNQL_METRICS": TOKEN,
         "RUNQL_DB_POOL_SIZE": str(POOL_SIZE),
+        # Background tasks would check pooled connections out at moments of their own (the
+        # SQLite event listener polls every 0.1 s): keep them idle, so the checked-out
+        # gauge counts the requests' connections only.
+        "RUNQL_EVENT_POLL_SECONDS": "3600",
+        "RUNQL_EVENT_PRUNE_SECONDS": "0",
+        "RUNQL_LEASE_SWEEP_SECONDS": "0",
     }
     await _runql(env, "migrate")
     token = (await _runql(env, "user", "create", "alice")).strip().splitlines()[-1]
