@@ -20,11 +20,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bench.asgi_client import AsgiClient
 from runql.app import create_app
 from runql.db.engine import Database
 from runql.db.migrate import upgrade
@@ -119,19 +119,18 @@ class BenchEnv:
     url: str
     db: Database
     settings: Settings
-    client: httpx.AsyncClient
+    client: AsgiClient
 
     async def gql(
         self, query: str, variables: dict[str, Any] | None = None, *, token: str
     ) -> dict[str, Any]:
-        response = await self.client.post(
+        status, payload = await self.client.post_json(
             "/graphql",
-            json={"query": query, "variables": variables or {}},
-            headers={"authorization": f"Bearer {token}"},
+            {"query": query, "variables": variables or {}},
+            {"authorization": f"Bearer {token}"},
         )
-        payload: dict[str, Any] = response.json()
-        if payload.get("errors") or response.status_code != 200:
-            raise GraphQLError(f"{response.status_code}: {payload.get('errors')}")
+        if payload.get("errors") or status != 200:
+            raise GraphQLError(f"{status}: {payload.get('errors')}")
         data: dict[str, Any] = payload["data"]
         return data
 
@@ -152,11 +151,7 @@ async def bench_env(backend: str) -> AsyncIterator[BenchEnv]:
         )
         db = Database(url, statement_timeout_ms=0)
         app = create_app(settings, db=db)
-        transport = httpx.ASGITransport(app=app)
         try:
-            async with httpx.AsyncClient(
-                transport=transport, base_url="http://runql.bench", timeout=600
-            ) as client:
-                yield BenchEnv(backend, url, db, settings, client)
+            yield BenchEnv(backend, url, db, settings, AsgiClient(app))
         finally:
             await db.dispose()
