@@ -12,10 +12,10 @@ its own registry, so an app built in a test starts from zero. The places that co
 * the lease sweeper reports each sweep (:meth:`Metrics.sweep_succeeded` /
   :meth:`Metrics.sweep_failed`);
 * SQLAlchemy's pool events keep the pool gauges (:meth:`Metrics.watch_pool`);
-* issue 14's event listener and subscriptions: :meth:`Metrics.subscription_opened`,
-  :meth:`Metrics.subscription_closed`, :meth:`Metrics.events_delivered`,
-  :meth:`Metrics.listener_connected`, :meth:`Metrics.listener_disconnected` and
-  :meth:`Metrics.listener_reconnected` (declared here, called by the listener).
+* live updates: the subscription resolvers call :meth:`Metrics.subscription_opened`,
+  :meth:`Metrics.subscription_closed` and :meth:`Metrics.delivered`; the event listener
+  :meth:`Metrics.listener_up`, :meth:`Metrics.listener_down` and
+  :meth:`Metrics.listener_reconnected`.
 
 Label values are bounded: operation names pass :class:`OperationNames` (a GraphQL name of
 at most ``MAX_OPERATION_NAME_LENGTH`` characters, among the first ``MAX_OPERATION_NAMES``
