@@ -19,6 +19,7 @@ from bench import (
     bulk_stop,
     dstack_shape,
     entities,
+    event_latency,
     graphql_floor,
     heavy_fields,
     pipeline,
@@ -97,6 +98,7 @@ async def run_backend(backend: str, config: Config, report: Report) -> str | Non
         else:
             report.skip(backend, pipeline.SCENARIO, "the schema has no claimJobs/completeJobs")
         await runner_e2e.measure_runner_e2e(backend, config, report)
+        await event_latency.measure_event_latency(backend, config, report)
         return version
     except Unavailable as exc:
         print(f"  {backend}: skipped: {exc}", flush=True)
