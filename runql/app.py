@@ -45,6 +45,7 @@ def create_app(
         settings.database_url,
         pool_size=settings.db_pool_size,
         statement_timeout_ms=settings.statement_timeout_ms,
+        event_log=settings.live_updates,
     )
     configure_logging(settings)
     app_metrics = metrics.Metrics() if settings.metrics_enabled else None
@@ -80,6 +81,8 @@ def create_app(
         # server ready for queries; only one that stopped (a bug) takes it out.
         if not lifespan_started:  # embedded without a lifespan: no listener to report
             return JSONResponse({"status": "ready"})
+        if not settings.live_updates:
+            return JSONResponse({"status": "ready", "liveUpdates": "off"})
         if listener.state == "stopped":
             return JSONResponse(
                 {"status": "event listener stopped", "eventListener": listener.health()}, 503
@@ -97,9 +100,10 @@ def create_app(
         nonlocal lifespan_started
         if settings.lease_sweep_seconds > 0:  # 0 turns the lease sweeper off
             sweeper.start()
-        listener.start()
-        if settings.event_prune_seconds > 0:
-            pruner.start()
+        if settings.live_updates:
+            listener.start()
+            if settings.event_prune_seconds > 0:
+                pruner.start()
         lifespan_started = True
         yield
         await pruner.stop()

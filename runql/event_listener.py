@@ -6,17 +6,20 @@ poll the database themselves: 100 subscribers cost one read per wake-up, not 100
 
 What wakes it:
 
-* PostgreSQL: one dedicated asyncpg connection per process, ``LISTEN runql_events``. Every
-  transaction that appended events sends ``NOTIFY runql_events, '<max id>'``: a wake-up
-  only, the log is the truth. When that connection drops (server restart,
-  ``pg_terminate_backend``, a network cut) the listener reconnects with backoff and
-  re-reads from its last position, so what was committed meanwhile is delivered late,
-  never lost. An event that is committed but not yet final (an older transaction is still
-  in flight: ``runql.db.events`` reads only below the oldest one) is read on a short
-  re-check (``poll_seconds``) while a notified id is still unread, and a slow re-check
-  (``idle_check_seconds``) covers a lost notification.
-* SQLite: no notifications exist; the log is checked every ``poll_seconds``. Writers in
-  another worker process are seen within that interval.
+* This process's commits: ``Database.write()`` calls :meth:`EventListener.notify` right
+  after a commit that appended events (``runql.db.wakeups``), on both backends.
+* PostgreSQL, other processes' commits: one dedicated asyncpg connection per process,
+  ``LISTEN runql_events``. Every process sends ``NOTIFY runql_events, '<max id>'`` after
+  its commits that appended events (coalesced): a wake-up only, the log is the truth.
+  When that connection drops (server restart, ``pg_terminate_backend``, a network cut)
+  the listener reconnects with backoff and re-reads from its last position, so what was
+  committed meanwhile is delivered late, never lost. An event that is committed but not
+  yet final (an older transaction is still in flight: ``runql.db.events`` reads only
+  below the oldest one) is read on a short re-check (``poll_seconds``) while a notified
+  id is still unread, and a slow re-check (``idle_check_seconds``) covers a lost
+  notification (a process that died between its commit and its ``NOTIFY``).
+* SQLite, other processes' commits: no notifications exist; the log is checked every
+  ``poll_seconds``. Writers in another worker process are seen within that interval.
 
 While no subscription exists the listener reads no events: it only moves its position to
 ``safe_position()`` on each wake-up, so the first subscriber does not inherit a backlog.
@@ -47,6 +50,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from runql.db import events as event_log
+from runql.db import wakeups
 from runql.db.engine import Database
 from runql.db.enums import EventKind
 from runql.db.events import EventPosition, EventRow
@@ -274,7 +278,7 @@ class EventListener:
                 self._wake.set()
 
         connection.add_termination_listener(on_lost)
-        await connection.add_listener(event_log.NOTIFY_CHANNEL, on_notify)
+        await connection.add_listener(wakeups.NOTIFY_CHANNEL, on_notify)
         self._connection = connection
 
     async def _close_connection(self) -> None:
@@ -354,9 +358,11 @@ class EventListener:
         if self._task is None:
             self.state = "starting"
             self._task = asyncio.create_task(self.run(), name="runql-event-listener")
+            self.db.wakeups.add_local(self.notify)
 
     async def stop(self) -> None:
         task, self._task = self._task, None
+        self.db.wakeups.remove_local(self.notify)
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -89,6 +89,7 @@ class Settings:
     # Observability.
     metrics: str = "off"
     # Live updates (docs/live-updates.md).
+    live_updates: bool = True
     max_subscriptions_per_connection: int = 20
     max_event_backlog: int = 1000
     event_retention_hours: float = 168.0
@@ -208,6 +209,9 @@ FIELD_DOCS: dict[str, str] = {
     "metrics": "Who may read Prometheus metrics at `GET /metrics`: `off` (no endpoint, nothing "
     "counted), `open` (anyone who reaches the port), or a bearer token (16+ characters) "
     "scrapers send as `Authorization: Bearer <token>`. See docs/operations.md.",
+    "live_updates": "Write the event log and serve subscriptions (`runEvents`, `jobsReady`). "
+    "`false` saves the write path the log's statement per transaction (its cost is in "
+    "bench/RESULTS.md); subscriptions then answer an error. See docs/live-updates.md.",
     "max_subscriptions_per_connection": "Most subscriptions open at once on one WebSocket "
     "(`runEvents`, `jobsReady`); one more answers `LIMIT_EXCEEDED`.",
     "max_event_backlog": "Most events queued for one subscription whose client does not keep "

@@ -38,6 +38,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from runql.db import wakeups
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -86,7 +88,14 @@ def _on_execute(conn: Connection, cursor: Any, statement: str, *args: Any) -> No
 class Database:
     """One engine plus the session factories runql uses."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, statement_timeout_ms: int = 0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        statement_timeout_ms: int = 0,
+        event_log: bool = True,
+    ) -> None:
         self.url = url
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
@@ -117,7 +126,13 @@ class Database:
         event.listen(self.engine.sync_engine, "before_cursor_execute", _on_execute)
         self._write_engine = self.engine.execution_options(runql_write=True)
         self._read_sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._write_sessions = async_sessionmaker(self._write_engine, expire_on_commit=False)
+        self._write_sessions = async_sessionmaker(
+            self._write_engine,
+            expire_on_commit=False,
+            info={} if event_log else {wakeups.LOG_OFF: True},
+        )
+        #: Who hears of committed events (``runql.db.wakeups``).
+        self.wakeups = wakeups.EventWakeups(None if self.is_sqlite else self.engine)
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -127,12 +142,19 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        """A session in one write transaction, committed when the block exits cleanly."""
+        """A session in one write transaction, committed when the block exits cleanly.
+        When the transaction appended events, their listeners are woken after the commit
+        (``runql.db.wakeups``)."""
         lock = self._write_lock or contextlib.nullcontext()
-        async with lock, self._write_sessions() as session, session.begin():
-            yield session
+        async with lock, self._write_sessions() as session:
+            async with session.begin():
+                yield session
+            appended = session.info.pop(wakeups.APPENDED, None)
+            if appended is not None:
+                self.wakeups.committed(appended or None)
 
     async def dispose(self) -> None:
+        await self.wakeups.drain()
         await self.engine.dispose()
 
 

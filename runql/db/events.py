@@ -22,9 +22,12 @@ sorting before them: a late commit is read late, never skipped, never twice. The
 latency: an event waits until every writing transaction that started before its own has
 ended (any database of the cluster; see docs/events.md).
 
-Wake-ups. On PostgreSQL the flushing statement also sends ``NOTIFY runql_events`` with
-the newest id as payload, delivered at commit; listeners re-read the log, which is the
-truth.
+Wake-ups. A flush marks its session with the newest id it appended; after the commit,
+``Database.write()`` wakes this process's listener at once and has the other processes
+woken with ``NOTIFY`` (``runql.db.wakeups``: sent after the commit, not in it, so the
+write path never waits on the notification queue's lock). The log is the truth; a
+wake-up only says "read it now". With ``RUNQL_LIVE_UPDATES=off`` the write sessions
+carry ``wakeups.LOG_OFF`` and a flush writes nothing.
 """
 
 from __future__ import annotations
@@ -39,15 +42,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from runql.db import wakeups
 from runql.db.dialect import dialect_of, is_sqlite
 from runql.db.enums import EventKind
 from runql.db.key_lists import JSONList, in_list
 from runql.db.models import XID8, Event, EventsPruned
 from runql.db.types import UTCDateTime
 from runql.db.visibility import Viewer, visible_projects
-
-#: The channel every appending transaction notifies (payload: its newest event id).
-NOTIFY_CHANNEL = "runql_events"
 
 #: Larger than any event id: ``(txid, MAX_ID)`` sorts after every event of ``txid``.
 MAX_ID = 2**63 - 1
@@ -84,7 +85,7 @@ class EventRow:
 # join order (SQLite): one primary-key probe per event, whatever the planner thinks of
 # the list's size (a hash join would scan every run per transaction).
 _FLUSH_POSTGRESQL = text(
-    f"""
+    """
 WITH batch AS (
     SELECT * FROM unnest(
         CAST(:kinds AS varchar[]), CAST(:run_ids AS integer[]), CAST(:job_ids AS integer[])
@@ -101,7 +102,7 @@ WITH batch AS (
     ORDER BY e.ord
     RETURNING id
 )
-SELECT pg_notify('{NOTIFY_CHANNEL}', CAST(max(id) AS text)) FROM added
+SELECT max(id) FROM added
 """
 ).bindparams(bindparam("at", type_=UTCDateTime))
 
@@ -151,12 +152,14 @@ class EventBatch:
 
     async def flush(self, session: AsyncSession, at: dt.datetime) -> None:
         """Append every collected event (time ``at``) in one statement; nothing when
-        empty. The batch is empty again afterwards."""
-        if not self.kinds:
+        empty or when the event log is off. The batch is empty again afterwards."""
+        if not self.kinds or session.info.get(wakeups.LOG_OFF):
+            self.kinds, self.run_ids, self.job_ids = [], [], []
             return
         if is_sqlite(session):
             entries = [list(e) for e in zip(self.kinds, self.run_ids, self.job_ids, strict=True)]
             await session.execute(_FLUSH_SQLITE, {"entries": entries, "at": at})
+            newest = 0  # nobody to NOTIFY on SQLite; the local listener reads anyway
         else:
             params = {
                 "kinds": self.kinds,
@@ -164,7 +167,8 @@ class EventBatch:
                 "job_ids": self.job_ids,
                 "at": at,
             }
-            await session.execute(_FLUSH_POSTGRESQL, params)
+            newest = int((await session.execute(_FLUSH_POSTGRESQL, params)).scalar() or 0)
+        session.info[wakeups.APPENDED] = max(session.info.get(wakeups.APPENDED, 0), newest)
         self.kinds, self.run_ids, self.job_ids = [], [], []
 
 

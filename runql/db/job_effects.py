@@ -213,20 +213,23 @@ def _unblock_statement() -> Any:
         update(JOBS_TABLE)
         .where(JOBS_TABLE.c.id.in_(select(targets.c.id)))
         .values(status=JobStatus.SUBMITTED)
-        .returning(JOBS_TABLE.c.id)
+        .returning(JOBS_TABLE.c.id, JOBS_TABLE.c.run_id)
     )
 
 
-async def _unblock_downstream(session: AsyncSession, done_ids: Sequence[int]) -> list[int]:
+async def _unblock_downstream(
+    session: AsyncSession, done_ids: Sequence[int]
+) -> list[tuple[int, int]]:
     """``BLOCKED`` jobs downstream of the jobs ``done_ids`` (just finished ``DONE``) become
     ``SUBMITTED`` when every replica of every job they wait for is ``DONE`` (its latest
     submission). One statement: candidates from the upstream index, each checked
-    dependency by dependency, replica by replica, with index probes. Returns their ids."""
+    dependency by dependency, replica by replica, with index probes. Returns their ids
+    and runs' ids."""
     # On the session's connection: through the ORM session this Core UPDATE (of ORM
     # aliases) would be annotated anew on every call, and its cache key rebuilt (~1 ms).
     connection = await session.connection()
     result = await connection.execute(_unblock_statement(), {"job_ids": sorted(done_ids)})
-    return list(result.scalars())
+    return [(job_id, run_id) for job_id, run_id in result]
 
 
 @functools.cache
@@ -388,6 +391,10 @@ class FinishedJobs:
     stopped: list[int] = field(default_factory=list)
     runs: set[int] = field(default_factory=set)
     stopping_runs: set[int] = field(default_factory=set)
+    #: Runs seen ``RUNNING`` (their status cannot go back to ``SUBMITTED``).
+    running_runs: set[int] = field(default_factory=set)
+    #: Runs with a retry of a job just added (it is ``SUBMITTED``: the run is active).
+    retrying_runs: set[int] = field(default_factory=set)
 
     @classmethod
     def of_stopped_runs(cls, run_ids: Iterable[int]) -> FinishedJobs:
@@ -404,6 +411,8 @@ class FinishedJobs:
         retries left (``submission_num < retry_limit``), for good otherwise.
         """
         self.runs.add(job.run_id)
+        if job.run_status == RunStatus.RUNNING:
+            self.running_runs.add(job.run_id)
         if job.status == JobStatus.TERMINATING or job.run_status == RunStatus.TERMINATING:
             self.stopped.append(job.id)
             self.stopping_runs.add(job.run_id)
@@ -413,6 +422,7 @@ class FinishedJobs:
             return JobStatus.DONE
         if may_retry and job.submission_num < job.retry_limit:
             self.retried.append(job.id)
+            self.retrying_runs.add(job.run_id)
         else:
             self.failed_for_good.append(job.id)
         return JobStatus.FAILED
@@ -427,7 +437,13 @@ class FinishedJobs:
         aborting (a job downstream of a failure must not be unblocked), then unblocking,
         then the runs' statuses, then the stopping runs left with nothing active. The
         jobs' own rows (and their events) are written by the caller, before this; the
-        events of what they set off go to ``events``, which the caller flushes."""
+        events of what they set off go to ``events``, which the caller flushes.
+
+        The roll-up leaves a ``RUNNING`` run with an active job as it is, so it is not
+        asked about runs that were ``RUNNING`` and got a job ``SUBMITTED`` here (a retry,
+        an unblocked job): on a pipeline, about every other completion transaction
+        saves that statement."""
+        active = set(self.retrying_runs)
         if self.retried:
             added = await _add_retry_submissions(session, self.retried, now)
             events.jobs(EventKind.JOB_RETRIED, sorted(added))
@@ -436,9 +452,11 @@ class FinishedJobs:
             events.jobs(EventKind.JOB_ABORTED, sorted(aborted))
         if self.done:
             unblocked = await _unblock_downstream(session, self.done)
-            events.jobs(EventKind.JOB_UNBLOCKED, sorted(unblocked))
-        if self.runs - self.stopping_runs:
-            changed = await _roll_up_runs(session, self.runs - self.stopping_runs, now)
+            events.jobs(EventKind.JOB_UNBLOCKED, sorted(job_id for job_id, _ in unblocked))
+            active.update(run_id for _, run_id in unblocked)
+        to_roll_up = self.runs - self.stopping_runs - (active & self.running_runs)
+        if to_roll_up:
+            changed = await _roll_up_runs(session, to_roll_up, now)
             events.runs(EventKind.RUN_STATUS_CHANGED, sorted(changed))
         if self.stopping_runs:
             finished = await finish_stopped_runs(session, self.stopping_runs, now)

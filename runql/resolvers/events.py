@@ -170,7 +170,22 @@ def _run_ids(ctx: Context, run_ids: Sequence[str] | None) -> list[int] | None:
     return sorted({value for value in parsed if value is not None})
 
 
+class LiveUpdatesOff(ClientError):
+    """``RUNQL_LIVE_UPDATES=off``: this server writes no event log."""
+
+    code = ErrorCode.BAD_REQUEST
+
+    def __init__(self) -> None:
+        super().__init__(
+            "live updates are turned off on this server (RUNQL_LIVE_UPDATES=false): "
+            "list with queries instead",
+            setting="RUNQL_LIVE_UPDATES",
+        )
+
+
 def _listener(ctx: Context) -> EventListener:
+    if not ctx.settings.live_updates:
+        raise LiveUpdatesOff()
     if ctx.events is None or not ctx.events.running:
         raise ListenerDown()
     return ctx.events

@@ -280,8 +280,44 @@ async def test_complete_statements_do_not_grow_with_the_batch(
     lock = 0 if db.is_sqlite else 1
     assert done_one == done_many == 7 + lock
     # token lookup, [lock runs], lock jobs, update jobs, insert retries, move latest,
-    # roll-up, the events, the jobs of the answer
-    assert failed_one == failed_many == 8 + lock
+    # the events, the jobs of the answer; no roll-up: a retry keeps the RUNNING run active
+    assert failed_one == failed_many == 7 + lock
+
+
+async def test_a_completion_that_unblocks_work_does_not_roll_up_its_running_run(
+    db: Database, factory: Factory, gql: GraphQLClient
+) -> None:
+    """The roll-up would leave a RUNNING run with a job just unblocked as it is: it is
+    not asked. The run still ends DONE when its last job does."""
+    alice = await factory.user("alice")
+    project = await factory.project("vision", [(alice, MemberRole.USER)])
+    run_id = await factory.run(
+        project,
+        alice,
+        jobs=[JobDefinition("prepare"), JobDefinition("train", depends_on=("prepare",))],
+    )
+    doc = """mutation($input: CompleteJobsInput!) { completeJobs(input: $input) {
+      results { jobId error { code } } } }"""
+
+    async def counted(c: dict[str, Any]) -> int:
+        body, recorder = await gql.counted(
+            doc, {"input": {"completions": [completion(c)]}}, token=alice.token
+        )
+        assert body["data"]["completeJobs"]["results"][0]["error"] is None
+        return recorder.count
+
+    (prepare,) = await claim(gql, alice.token, limit=1)
+    unblocking = await counted(prepare)
+    assert (await run_row(db, run_id)).status == RunStatus.RUNNING
+    (train,) = await claim(gql, alice.token, limit=1)
+    last = await counted(train)
+
+    lock = 0 if db.is_sqlite else 1
+    # token lookup, [lock runs], lock jobs, update jobs, unblock, the events
+    assert unblocking == 5 + lock
+    # ... and the roll-up, which finishes the run
+    assert last == 6 + lock
+    assert (await run_row(db, run_id)).status == RunStatus.DONE
 
 
 async def test_complete_and_claim_share_one_request(factory: Factory, gql: GraphQLClient) -> None:
