@@ -157,17 +157,19 @@ async def drive(
     stop_after: int | None = None,
     *,
     cycle: bool = False,
+    name: str | None = None,
 ) -> Outcome:
     """Submit the pipeline and run it with ``RUNNERS`` runners, to completion or until
     ``stop_after`` jobs are done (the run is then left unfinished). ``cycle``: runners
-    send each completion and the next claim in one document."""
+    send each completion and the next claim in one document. ``name``: the run's (unique
+    in the project)."""
     jobs = pipeline_jobs(width)
     clients = [Client(base_url, token) for _ in range(RUNNERS)]
     try:
         target = len(jobs) if stop_after is None else min(stop_after, len(jobs))
         state = {"done": 0, "target": target}
         submitted = time.perf_counter()
-        name = f"pipeline-{limit}{'-cycle' if cycle else ''}"
+        name = name or f"pipeline-{limit}{'-cycle' if cycle else ''}"
         data = await clients[0].gql(
             SUBMIT, {"input": {"project": "pipeline", "jobs": jobs, "name": name}}
         )
@@ -200,6 +202,15 @@ def _free_port() -> int:
 async def server(url: str, environ: dict[str, str] | None = None) -> AsyncIterator[str]:
     """``runql serve`` in a subprocess on a free loopback port; yields its base URL.
     ``environ``: more ``RUNQL_*`` settings for the server."""
+    async with serving_process(url, environ) as (base_url, _):
+        yield base_url
+
+
+@contextlib.asynccontextmanager
+async def serving_process(
+    url: str, environ: dict[str, str] | None = None
+) -> AsyncIterator[tuple[str, subprocess.Popen[bytes]]]:
+    """:func:`server`, also yielding the ``runql serve`` process (to read its CPU time)."""
     port = _free_port()
     env = {**os.environ, "RUNQL_DATABASE_URL": url, "RUNQL_LOG_LEVEL": "WARNING", **(environ or {})}
     command = [sys.executable, "-m", "runql.cli", "serve", "--port", str(port)]
@@ -219,7 +230,7 @@ async def server(url: str, environ: dict[str, str] | None = None) -> AsyncIterat
                 await asyncio.sleep(0.05)
             else:
                 raise RuntimeError("runql serve did not answer /healthz within 30 s")
-        yield base_url
+        yield base_url, process
     finally:
         process.send_signal(signal.SIGINT)
         try:

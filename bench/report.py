@@ -83,6 +83,8 @@ TARGETS = (
     Target("pipeline.batched_jobs_per_s", operator.ge, 3000, "pipeline batched >= 3,000 jobs/s"),
     Target("pipeline.cycle_jobs_per_s", operator.ge, 3000, "pipeline cycle >= 3,000 jobs/s"),
     Target("pipeline.speedup", operator.ge, 5, "batched >= 5x one-per-request"),
+    Target("events.batched_cost_pct", operator.le, 10, "event log costs batched pipeline <= 10%"),
+    Target("events.cycle_cost_pct", operator.le, 10, "event log costs cycle pipeline <= 10%"),
     Target(
         "tracing.off_over_without_extra",
         operator.le,

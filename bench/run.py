@@ -20,6 +20,7 @@ from bench import (
     dstack_shape,
     entities,
     event_latency,
+    events_cost,
     graphql_floor,
     heavy_fields,
     pipeline,
@@ -95,6 +96,7 @@ async def run_backend(backend: str, config: Config, report: Report) -> str | Non
         await dstack_shape.measure_dstack_shape(backend, config, report)
         if has_field("Mutation", "claimJobs") and has_field("Mutation", "completeJobs"):
             await pipeline.measure_pipeline(backend, config, report)
+            await events_cost.measure_events_cost(backend, config, report)
         else:
             report.skip(backend, pipeline.SCENARIO, "the schema has no claimJobs/completeJobs")
         await runner_e2e.measure_runner_e2e(backend, config, report)

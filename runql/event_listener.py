@@ -212,7 +212,7 @@ class EventListener:
             start=self.position or event_log.START,
         )
         self.subscribers.add(subscriber)
-        self._wake.set()  # a position taken while idle may be stale: read from it now
+        self.read_now()  # a position taken while idle may be stale: read from it now
         return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
@@ -221,9 +221,17 @@ class EventListener:
     # --- the loop -----------------------------------------------------------------------
 
     def notify(self, max_id: int | None = None) -> None:
-        """A wake-up: the log may have grown (up to ``max_id`` when known)."""
+        """A wake-up: the log may have grown (up to ``max_id`` when known). Without
+        subscribers nothing needs reading now: the idle re-check moves the position on,
+        and a new subscriber wakes the loop itself (so a busy write path does not make an
+        idle listener read once per commit)."""
         if max_id is not None:
             self._notified_id = max(self._notified_id, max_id)
+        if self.subscribers:
+            self._wake.set()
+
+    def read_now(self) -> None:
+        """Read the log (or, idle, move to the final position) now, subscribers or not."""
         self._wake.set()
 
     async def _catch_up(self) -> None:

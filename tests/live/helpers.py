@@ -211,7 +211,7 @@ async def caught_up(server: Served, db: Database) -> None:
     wanted = event_log.EventPosition(int(newest.txid), int(newest.id))
     listener = server.app.state.event_listener
     if not listener.subscribers:  # an idle listener only moves to safe positions: wake it
-        listener.notify(wanted.id)
+        listener.read_now()
     await until(lambda: listener.position is not None and listener.position >= wanted)
 
 
