@@ -40,11 +40,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections import deque
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -77,6 +78,47 @@ PING_TIMEOUT_SECONDS = 5.0
 MAX_BACKOFF_SECONDS = 30.0
 
 
+T = TypeVar("T")
+
+
+class SharedBatch:
+    """One read of the log as handed to every subscription of the process, with what is
+    computed from it once for all of them (:meth:`once`): 100 subscriptions of one event
+    read its run and job once, not 100 times (``runql.resolvers.events``)."""
+
+    __slots__ = ("_memo", "events")
+
+    def __init__(self, events: Sequence[EventRow]) -> None:
+        self.events = events
+        self._memo: dict[str, asyncio.Task[Any]] = {}
+
+    async def once(self, key: str, compute: Callable[[], Awaitable[T]]) -> T:
+        """``compute()``'s result, computed by the first caller with this ``key``; later
+        callers await the same result. It runs as its own task (in a fresh context: it is
+        no one subscription's work), so a caller that is cancelled does not cancel it for
+        the others."""
+        task = self._memo.get(key)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(
+                _awaited(compute), name=f"runql-shared-{key}", context=contextvars.Context()
+            )
+            self._memo[key] = task
+        result: T = await asyncio.shield(task)
+        return result
+
+
+async def _awaited(compute: Callable[[], Awaitable[T]]) -> T:
+    return await compute()
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """An event in a subscriber's queue, with the listener read it came from."""
+
+    event: EventRow
+    batch: SharedBatch
+
+
 @dataclass(eq=False)
 class Subscriber:
     """One subscription's view of the stream: the events after ``start`` that match its
@@ -86,6 +128,9 @@ class Subscriber:
     project_ids: frozenset[int] | None
     run_ids: frozenset[int] | None
     max_backlog: int
+    #: Whose visibility the subscription checks (``None``: an admin, who sees all); the
+    #: live path reads the memberships of every subscriber's user at once.
+    user_id: int | None = None
     coalesce: bool = False
     kinds: frozenset[EventKind] | None = None
     #: The listener's position when the subscriber registered: every later event is
@@ -93,7 +138,7 @@ class Subscriber:
     start: EventPosition = event_log.START
     overflowed: bool = False
     touched_projects: set[int] = field(default_factory=set)
-    _queue: deque[EventRow] = field(default_factory=deque)
+    _queue: deque[Queued] = field(default_factory=deque)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def wants(self, event: EventRow) -> bool:
@@ -103,9 +148,13 @@ class Subscriber:
             return False
         return self.run_ids is None or event.run_id in self.run_ids
 
-    def offer(self, events: Iterable[EventRow]) -> None:
+    def offer(self, events: Sequence[EventRow], batch: SharedBatch | None = None) -> None:
+        """Queue the ``events`` this subscriber wants (``batch``: the listener read they
+        came from, shared with the other subscribers)."""
         if self.overflowed:
             return
+        if batch is None:
+            batch = SharedBatch(events)
         if self.coalesce:
             touched = {e.project_id for e in events if self.wants(e)}
             if touched:
@@ -113,7 +162,7 @@ class Subscriber:
                 self._wake.set()
             return
         before = len(self._queue)
-        self._queue.extend(e for e in events if self.wants(e))
+        self._queue.extend(Queued(e, batch) for e in events if self.wants(e))
         if len(self._queue) > self.max_backlog:
             self.overflowed = True
             self._queue.clear()
@@ -128,7 +177,7 @@ class Subscriber:
         """Until something was queued (or signalled) since the last ``take``."""
         await self._wake.wait()
 
-    def take(self) -> list[EventRow]:
+    def take(self) -> list[Queued]:
         """Everything queued, oldest first."""
         events = list(self._queue)
         self._queue.clear()
@@ -192,6 +241,7 @@ class EventListener:
         project_ids: Collection[int] | None,
         run_ids: Collection[int] | None,
         max_backlog: int,
+        user_id: int | None = None,
         coalesce: bool = False,
         kinds: Collection[EventKind] | None = None,
     ) -> Subscriber:
@@ -207,6 +257,7 @@ class EventListener:
             project_ids=None if project_ids is None else frozenset(project_ids),
             run_ids=None if run_ids is None else frozenset(run_ids),
             max_backlog=max_backlog,
+            user_id=user_id,
             coalesce=coalesce,
             kinds=None if kinds is None else frozenset(kinds),
             start=self.position or event_log.START,
@@ -254,8 +305,9 @@ class EventListener:
                 return
             self.position = events[-1].position
             self._read_id = max(self._read_id, max(e.position.id for e in events))
+            batch = SharedBatch(events)
             for subscriber in list(self.subscribers):
-                subscriber.offer(events)
+                subscriber.offer(events, batch)
             if len(events) < READ_BATCH:
                 return
 
@@ -392,4 +444,12 @@ class EventListener:
         return report
 
 
-__all__ = ["APPLICATION_NAME", "SYSTEM_VIEWER", "EventListener", "Subscriber", "asyncpg_dsn"]
+__all__ = [
+    "APPLICATION_NAME",
+    "SYSTEM_VIEWER",
+    "EventListener",
+    "Queued",
+    "SharedBatch",
+    "Subscriber",
+    "asyncpg_dsn",
+]

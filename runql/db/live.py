@@ -1,5 +1,5 @@
-"""Reads behind the live subscriptions: the runs and jobs a batch of events names, and
-the count of ready jobs a runner's wake-up carries.
+"""Reads behind the live subscriptions: the runs and jobs a batch of events names, who of
+the subscribers may see them, and the count of ready jobs a runner's wake-up carries.
 
 A subscription shows each event's run and job as they are now, to whoever is watching
 now: these reads filter by the viewer's current visibility, so a user removed from a
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from runql.db.dialect import dialect_of, is_sqlite
 from runql.db.job_effects import CLAIMABLE_RUN_STATUSES, status_in
 from runql.db.key_lists import in_list
-from runql.db.models import Job, Run
+from runql.db.models import Job, Member, Run
 from runql.db.visibility import Viewer, visible_projects
 
 
@@ -47,6 +47,24 @@ async def event_jobs(session: AsyncSession, viewer: Viewer, ids: Sequence[int]) 
         )
     )
     return {job.id: job for job in rows}
+
+
+async def memberships(
+    session: AsyncSession, user_ids: Collection[int], project_ids: Collection[int]
+) -> set[tuple[int, int]]:
+    """Which of ``user_ids`` are members of which of ``project_ids`` now, as
+    ``(user_id, project_id)`` pairs; one statement. The live path checks every
+    subscriber's visibility of a batch of events with it, at once."""
+    if not user_ids or not project_ids:
+        return set()
+    dialect = dialect_of(session)
+    rows = await session.execute(
+        select(Member.user_id, Member.project_id).where(
+            in_list(Member.user_id, dialect, values=sorted(user_ids)),
+            in_list(Member.project_id, dialect, values=sorted(project_ids)),
+        )
+    )
+    return {(user_id, project_id) for user_id, project_id in rows}
 
 
 async def ready_job_counts(

@@ -7,11 +7,14 @@ up to that position with its own reads, then streams the queue, skipping what it
 sent. Both halves read final segments of one ordered log, so the stream has no gap and no
 duplicate whatever the commit order (``runql.db.events``).
 
-Each batch of events (a replay read, or what the listener queued since the last batch)
-is shown with the state of its runs and jobs when it is sent, read with two statements
-for the whole batch, and only the events whose run the viewer may see now are sent:
-membership is checked per batch, so a user removed from a project stops receiving its
-events at once, even on a socket opened before.
+Each batch of events is shown with the state of its runs and jobs when it is sent, and
+only the events whose run the viewer may see now are sent: membership is checked per
+batch, so a user removed from a project stops receiving its events at once, even on a
+socket opened before. A replay read is the subscription's own (two statements, filtered
+by the viewer in SQL). Live events are shared: what one listener read is shown to every
+subscription of the process from one read of its runs and jobs and one read of the
+memberships of every subscriber's user (``SharedBatch.once``), three statements per batch
+however many subscribers; each subscription then filters that by its own viewer.
 
 Cursors are opaque and signed like the pagination cursors (``runql.resolvers.pagination``);
 one older than the retention (events after it were pruned) answers ``CURSOR_EXPIRED``
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -35,7 +39,7 @@ from runql.db.enums import EventKind
 from runql.db.events import EventPosition, EventRow
 from runql.db.models import Job, Run
 from runql.error_codes import ErrorCode
-from runql.event_listener import EventListener, Subscriber
+from runql.event_listener import SYSTEM_VIEWER, EventListener, Queued, SharedBatch, Subscriber
 from runql.resolvers.checks import check_batch, check_text, parse_id
 from runql.resolvers.context import Context
 from runql.resolvers.errors import BadInput, ClientError, NotFound
@@ -260,6 +264,99 @@ async def _shown(ctx: Context, events: list[EventRow]) -> list[RunEventItem]:
     ]
 
 
+@dataclass(frozen=True)
+class _BatchState:
+    """A listener batch's runs and jobs as they are now, for every subscriber."""
+
+    runs: dict[int, Run]
+    jobs: dict[int, Job]
+
+
+@dataclass(frozen=True)
+class _BatchMembers:
+    """Which projects of a listener batch each subscribed user is a member of now."""
+
+    user_ids: frozenset[int]
+    projects_of: dict[int, set[int]]
+
+
+async def _batch_state(ctx: Context, batch: SharedBatch) -> _BatchState:
+    run_ids = sorted({e.run_id for e in batch.events})
+    job_ids = sorted({e.job_id for e in batch.events if e.job_id is not None})
+    async with ctx.db.read() as session:
+        runs = await live_queries.event_runs(session, SYSTEM_VIEWER, run_ids)
+        jobs = await live_queries.event_jobs(session, SYSTEM_VIEWER, job_ids)
+    return _BatchState(runs, jobs)
+
+
+async def _batch_members(
+    ctx: Context, listener: EventListener, batch: SharedBatch
+) -> _BatchMembers:
+    user_ids = frozenset(s.user_id for s in listener.subscribers if s.user_id is not None)
+    project_ids = {e.project_id for e in batch.events}
+    async with ctx.db.read() as session:
+        pairs = await live_queries.memberships(session, user_ids, project_ids)
+    projects_of: dict[int, set[int]] = {}
+    for user_id, project_id in pairs:
+        projects_of.setdefault(user_id, set()).add(project_id)
+    return _BatchMembers(user_ids, projects_of)
+
+
+async def _visible_in(ctx: Context, listener: EventListener, batch: SharedBatch) -> set[int] | None:
+    """The projects of ``batch`` the viewer may see now (``None``: all, an admin)."""
+    viewer = ctx.viewer
+    if viewer.is_admin:
+        return None
+    members = await batch.once("members", functools.partial(_batch_members, ctx, listener, batch))
+    if viewer.user_id in members.user_ids:
+        return members.projects_of.get(viewer.user_id, set())
+    # Subscribed after the batch's memberships were read: its own read.
+    async with ctx.db.read() as session:
+        pairs = await live_queries.memberships(
+            session, [viewer.user_id], {e.project_id for e in batch.events}
+        )
+    return {project_id for _, project_id in pairs}
+
+
+async def _shown_live(
+    ctx: Context, listener: EventListener, queued: list[Queued]
+) -> list[RunEventItem]:
+    """:func:`_shown` for events the listener queued: the reads are shared with every
+    subscription that got the same listener batch."""
+    ctx.forget_loaded()
+    items: list[RunEventItem] = []
+    state: _BatchState | None = None
+    visible: set[int] | None = None
+    current: SharedBatch | None = None
+    for entry in queued:
+        event, batch = entry.event, entry.batch
+        if batch is not current:
+            current = batch
+            state = await batch.once("state", functools.partial(_batch_state, ctx, batch))
+            visible = await _visible_in(ctx, listener, batch)
+        assert state is not None
+        run = state.runs.get(event.run_id)
+        if run is None or (visible is not None and run.project_id not in visible):
+            continue
+        job = None
+        if event.job_id is not None:
+            job = state.jobs.get(event.job_id)
+            if job is None:
+                continue
+            ctx.loaders.job_by_id.prime(job.id, job)
+        ctx.loaders.run_by_id.prime(run.id, run)
+        items.append(
+            RunEventItem(
+                cursor=encode_event_cursor(ctx, event.position),
+                kind=event.kind,
+                at=event.at,
+                run=run,
+                job=job,
+            )
+        )
+    return items
+
+
 class NotOverWebSocket(ClientError):
     """A subscription sent over HTTP (``runql.schema.transport`` refuses it)."""
 
@@ -286,6 +383,7 @@ async def run_events(
             project_ids=project_ids,
             run_ids=wanted_runs,
             max_backlog=ctx.settings.max_event_backlog,
+            user_id=None if viewer.is_admin else viewer.user_id,
         )
         try:
             async with ctx.db.read() as session:
@@ -313,6 +411,7 @@ async def run_events(
                         project_ids=project_ids,
                         run_ids=wanted_runs,
                         max_backlog=ctx.settings.max_event_backlog,
+                        user_id=None if viewer.is_admin else viewer.user_id,
                     )
                 mine = [e for e in events if e.position <= subscriber.start]
                 if mine:
@@ -327,11 +426,11 @@ async def run_events(
                     raise _backlog_exceeded(ctx)
                 if not listener.running:
                     raise ListenerDown()
-                events = [e for e in subscriber.take() if e.position > last]
-                if not events:
+                queued = [q for q in subscriber.take() if q.event.position > last]
+                if not queued:
                     continue
-                last = events[-1].position
-                for item in _delivered(await _shown(ctx, events)):
+                last = queued[-1].event.position
+                for item in _delivered(await _shown_live(ctx, listener, queued)):
                     yield item
         finally:
             listener.unsubscribe(subscriber)
