@@ -25,10 +25,7 @@ from runql.db import lease_expiry
 from runql.db.engine import Database
 from runql.db.types import utcnow
 from runql.metrics import Metrics
-
-# EXPECTED_ERRORS, backoff_seconds and describe are only passed on (``__all__``):
-# runql.event_listener still imports them from here; their home is runql.periodic.
-from runql.periodic import EXPECTED_ERRORS, LogLines, PeriodicTask, backoff_seconds, describe
+from runql.periodic import LogLines, PeriodicTask
 
 log = logging.getLogger(__name__)
 
@@ -100,4 +97,4 @@ def _report(ended: int) -> None:
         log.info("lease sweep: ended %d expired claim(s)", ended)
 
 
-__all__ = ["BATCH_SIZE", "EXPECTED_ERRORS", "LeaseSweeper", "backoff_seconds", "describe"]
+__all__ = ["BATCH_SIZE", "LeaseSweeper"]

@@ -18,7 +18,8 @@ from runql.db.enums import JobStatus, MemberRole, RunStatus, TerminationReason
 from runql.db.lifecycle import JobDefinition
 from runql.db.models import Run
 from runql.db.types import utcnow
-from runql.lease_sweeper import EXPECTED_ERRORS, LeaseSweeper
+from runql.lease_sweeper import LeaseSweeper
+from runql.periodic import EXPECTED_ERRORS
 from runql.settings import Settings
 from tests.factories import Factory, GraphQLClient
 from tests.runner.helpers import claim, complete, completion, job_rows, renew, run_row, run_state
