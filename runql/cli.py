@@ -81,6 +81,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         port=port,
         workers=workers,
         ws_max_size=max_frame_bytes(settings.max_body_bytes),
+        ws_compression=settings.ws_compression,
         with_metrics=settings.metrics_enabled,
     )
     return 0

@@ -61,7 +61,13 @@ class Supervisor(Multiprocess):
 
 
 def serve(
-    *, host: str, port: int, workers: int, ws_max_size: int, with_metrics: bool = False
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    ws_max_size: int,
+    ws_compression: bool = False,
+    with_metrics: bool = False,
 ) -> None:
     """Serve until stopped. Each worker builds its app from the environment
     (``runql.app.create_worker_app``); uvicorn picks uvloop and httptools when installed.
@@ -74,6 +80,7 @@ def serve(
         workers=workers,
         log_level="warning",
         ws_max_size=ws_max_size,
+        ws_per_message_deflate=ws_compression,
     )
     shared = metrics.multiprocess_directory(workers) if with_metrics else None
     with shared or contextlib.nullcontext():

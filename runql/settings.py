@@ -90,6 +90,7 @@ class Settings:
     metrics: str = "off"
     # Live updates (docs/live-updates.md).
     live_updates: bool = True
+    ws_compression: bool = False
     max_subscriptions_per_connection: int = 20
     max_event_backlog: int = 1000
     event_retention_hours: float = 168.0
@@ -212,6 +213,9 @@ FIELD_DOCS: dict[str, str] = {
     "live_updates": "Write the event log and serve subscriptions (`runEvents`, `jobsReady`). "
     "`false` saves the write path the log's statement per transaction (its cost is in "
     "bench/RESULTS.md); subscriptions then answer an error. See docs/live-updates.md.",
+    "ws_compression": "Offer permessage-deflate on WebSockets. Off by default: events are a "
+    "few hundred bytes, and compressing each message for each subscriber cost more CPU than "
+    "it saved bytes (bench/RESULTS.md, scenario 11), plus zlib state per connection.",
     "max_subscriptions_per_connection": "Most subscriptions open at once on one WebSocket "
     "(`runEvents`, `jobsReady`); one more answers `LIMIT_EXCEEDED`.",
     "max_event_backlog": "Most events queued for one subscription whose client does not keep "

@@ -15,6 +15,7 @@ bind each batch as one list parameter, never one parameter per key (``runql.db.k
 
 from __future__ import annotations
 
+import functools
 from asyncio import Future
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
@@ -244,19 +245,61 @@ class JobColumnByIdLoader(_ColumnLoader):
 
 
 class Loaders:
-    """All loaders of one request."""
+    """All loaders of one request, each made on first use: a request uses two or three of
+    them, and a subscription makes a fresh set per batch of events it sends."""
 
     def __init__(self, db: Database, viewer: Viewer) -> None:
-        self.user_by_id = UserByIdLoader(db, viewer)
-        self.visible_user_by_id = VisibleUserByIdLoader(db, viewer)
-        self.project_by_id = ProjectByIdLoader(db, viewer)
-        self.project_by_name = ProjectByNameLoader(db, viewer)
-        self.run_by_id = RunByIdLoader(db, viewer)
-        self.job_by_id = JobByIdLoader(db, viewer)
-        self.latest_jobs_by_run = LatestJobsByRunLoader(db, viewer)
-        self.latest_terminated_by_run = LatestTerminatedByRunLoader(db, viewer)
-        self.job_counts_by_run = JobCountsByRunLoader(db, viewer)
-        self.submissions_by_logical_job = SubmissionsByLogicalJobLoader(db, viewer)
-        self.run_column_by_id = RunColumnByIdLoader(db, viewer)
-        self.job_column_by_id = JobColumnByIdLoader(db, viewer)
-        self.viewer_role_by_project = ViewerRoleByProjectLoader(db, viewer)
+        self._db = db
+        self._viewer = viewer
+
+    @functools.cached_property
+    def user_by_id(self) -> UserByIdLoader:
+        return UserByIdLoader(self._db, self._viewer)
+
+    @functools.cached_property
+    def visible_user_by_id(self) -> VisibleUserByIdLoader:
+        return VisibleUserByIdLoader(self._db, self._viewer)
+
+    @functools.cached_property
+    def project_by_id(self) -> ProjectByIdLoader:
+        return ProjectByIdLoader(self._db, self._viewer)
+
+    @functools.cached_property
+    def project_by_name(self) -> ProjectByNameLoader:
+        return ProjectByNameLoader(self._db, self._viewer)
+
+    @functools.cached_property
+    def run_by_id(self) -> RunByIdLoader:
+        return RunByIdLoader(self._db, self._viewer)
+
+    @functools.cached_property
+    def job_by_id(self) -> JobByIdLoader:
+        return JobByIdLoader(self._db, self._viewer)
+
+    @functools.cached_property
+    def latest_jobs_by_run(self) -> LatestJobsByRunLoader:
+        return LatestJobsByRunLoader(self._db, self._viewer)
+
+    @functools.cached_property
+    def latest_terminated_by_run(self) -> LatestTerminatedByRunLoader:
+        return LatestTerminatedByRunLoader(self._db, self._viewer)
+
+    @functools.cached_property
+    def job_counts_by_run(self) -> JobCountsByRunLoader:
+        return JobCountsByRunLoader(self._db, self._viewer)
+
+    @functools.cached_property
+    def submissions_by_logical_job(self) -> SubmissionsByLogicalJobLoader:
+        return SubmissionsByLogicalJobLoader(self._db, self._viewer)
+
+    @functools.cached_property
+    def run_column_by_id(self) -> RunColumnByIdLoader:
+        return RunColumnByIdLoader(self._db, self._viewer)
+
+    @functools.cached_property
+    def job_column_by_id(self) -> JobColumnByIdLoader:
+        return JobColumnByIdLoader(self._db, self._viewer)
+
+    @functools.cached_property
+    def viewer_role_by_project(self) -> ViewerRoleByProjectLoader:
+        return ViewerRoleByProjectLoader(self._db, self._viewer)

@@ -77,6 +77,7 @@ async def serving(settings: Settings, db: Database) -> AsyncIterator[Served]:
         lifespan="on",
         log_level="warning",
         ws_max_size=max_frame_bytes(settings.max_body_bytes),
+        ws_per_message_deflate=settings.ws_compression,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

@@ -110,6 +110,9 @@ async def test_an_event_written_through_one_replica_reaches_a_subscriber_on_the_
     a, b, token = replicas
     ws_url = a.replace("http://", "ws://") + "/graphql"
     async with socket(ws_url, token) as ws:
+        # The client offers permessage-deflate; runql serve declines it by default
+        # (RUNQL_WS_COMPRESSION): every subscriber's small messages uncompressed.
+        assert "Sec-WebSocket-Extensions" not in ws.ws.response.headers
         op = await ws.subscribe(RUN_EVENTS, {"project": "ml"})
         await ws.nothing(op, 0.3)
         async with httpx.AsyncClient(base_url=b, timeout=30) as client:

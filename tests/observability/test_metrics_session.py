@@ -86,6 +86,7 @@ async def test_metrics_count_exactly_what_a_session_did(
     sweeper = app.state.lease_sweeper
     sweeper.now = lambda: dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
     assert await sweeper.sweep_once() == 1  # b's lease
+    await app.state.db.wakeups.drain()  # the NOTIFY after the last commit borrows a connection
 
     scrape = await http.get("/metrics")
     assert scrape.status_code == 200
