@@ -7,13 +7,16 @@ An idle runner holds a ``jobsReady`` subscription and sends no claim until it si
 (the server's own claim counter over a quiet period says so; the safety re-check is
 raised out of the way, and polling would claim at least every 2 s), then claims a job
 submitted after it went idle. Against a server that cannot upgrade to WebSocket, it says
-why once and falls back to polling.
+why once and falls back to polling. ``ps --watch`` redraws when a run is submitted or
+stopped with its polling interval at an hour, so only events can have redrawn it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +27,10 @@ from runql.runner.client import ApiError, Endpoint, Unreachable, graphql_url
 from runql.runner.idle import MAX_SECONDS
 from runql.runner.live import JOBS_READY, RUN_EVENTS, LiveSocket
 from tests.clients.helpers import (
+    STOP,
     RunnerProcess,
     Server,
+    base_env,
     finished,
     start_runner,
     until,
@@ -102,6 +107,40 @@ async def test_without_websockets_the_runner_says_why_and_polls(
     assert "no WebSocket here (HTTP 400 to the upgrade)" in unavailable["error"], unavailable
     assert unavailable["fallback"] == "polling"
     assert runner.events("live.connected") == []
+
+
+def last_table(path: Path) -> str:
+    """What ``ps --watch`` drew last (tables are separated by blank lines)."""
+    return path.read_text().split("\n\n")[-1]
+
+
+async def test_ps_watch_follows_run_events(
+    server: Server, new_project: Any, tmp_path: Path
+) -> None:
+    project = await new_project(server)
+    out, err = tmp_path / "watch.out", tmp_path / "watch.err"
+    env = {**base_env(), "RUNQL_URL": server.url, "RUNQL_TOKEN": server.token}
+    with out.open("wb") as sink, err.open("wb") as errors:
+        watch = subprocess.Popen(  # noqa: ASYNC220
+            [sys.executable, "-m", "runql.cli", "ps", "--watch", "--project", project,
+             "--interval", "3600"],  # polling could not redraw within the test
+            env=env, stdout=sink, stderr=errors,
+        )  # fmt: skip
+    try:
+        await until(lambda: "no runs" in last_table(out), 30, "the first table")
+        run_id = await server.submit(project, JOB, name="watched")
+        await until(lambda: "watched" in last_table(out), WAIT, "the submitted run")
+        await server.gql(STOP, {"ids": [run_id]})
+        # A stopped run leaves the active list.
+        await until(lambda: "no runs" in last_table(out), WAIT, "the stopped run to go")
+        watch.send_signal(signal.SIGINT)
+        code = await until(lambda: watch.poll(), 10, "ps --watch to exit")
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+            watch.wait()
+    assert code == 0
+    assert err.read_text() == ""  # no fallback to polling, no traceback
 
 
 def live_socket(server: Server, token: str | None = None) -> LiveSocket:
