@@ -2,10 +2,18 @@
 terminal, over HTTP like any client (``RUNQL_URL`` / ``--url``, ``RUNQL_TOKEN``).
 
 ``ps`` is one request: the ``runs`` connection with the columns of the table. ``ps
---watch`` redraws it every ``--interval`` seconds (polling; it will follow ``runEvents``
-once live updates land). ``stop`` is one ``stopRuns`` for every run named, and prints
-each run's result. Exit status: 0 when everything applied, 1 otherwise (an unreachable
-server, a refused token, a run not found or not stoppable), 2 for a bad command line.
+--watch`` lists once, then follows ``runEvents`` from the list's ``eventCursor`` over a
+WebSocket (docs/live-updates.md): events re-read the page with one request, at most every
+:data:`COALESCE_SECONDS` however many arrive, and nothing is sent while nothing changes
+(the ages in the table are redrawn from what was read). ``CURSOR_EXPIRED`` or a dropped
+socket: list again and subscribe from the new list. Without a WebSocket (refused, a proxy
+that does not pass upgrades) it polls every ``--interval`` seconds, saying so once on
+stderr, and tries the WebSocket again with back-off. A server that goes away after the
+first table (a restart) is waited for. Ctrl-C ends it with status 0.
+
+``stop`` is one ``stopRuns`` for every run named, and prints each run's result. Exit
+status: 0 when everything applied, 1 otherwise (an unreachable server, a refused token, a
+run not found or not stoppable), 2 for a bad command line.
 """
 
 from __future__ import annotations
@@ -16,9 +24,27 @@ import sys
 import time
 from typing import Any, TextIO
 
-from runql.runner.client import RUNS_PAGE, STOP_RUNS, Client, ClientError, Endpoint
+from runql.error_codes import ErrorCode
+from runql.runner.client import (
+    RUNS_PAGE,
+    STOP_RUNS,
+    ApiError,
+    Client,
+    ClientError,
+    Endpoint,
+    Unreachable,
+)
+from runql.runner.idle import Backoff
+from runql.runner.live import RUN_EVENTS, LiveSocket
 
 PAGE = 50
+#: Events arriving within this long of the first are shown with one re-read of the page.
+COALESCE_SECONDS = 0.2
+#: While no event arrives, the table (its ages) is redrawn from memory this often.
+AGES_SECONDS = 1.0
+#: Errors after which ``--watch`` lists again and resubscribes at once (the subscription
+#: ended, the socket is fine): the cursor is too old, or the client read too slowly.
+RESUBSCRIBE = (ErrorCode.CURSOR_EXPIRED, ErrorCode.LIMIT_EXCEEDED)
 COLUMNS = ("ID", "NAME", "PROJECT", "USER", "STATUS", "JOBS", "SUBMITTED", "MESSAGE")
 
 
@@ -27,6 +53,7 @@ def add_ps_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--project", help="only this project's runs")
     p.add_argument("--all", action="store_true", help="finished runs too (default: active only)")
     p.add_argument("--watch", action="store_true", help="keep the table up to date")
+    # Polling, only while the WebSocket is unavailable.
     p.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)
 
 
@@ -51,31 +78,127 @@ def ps(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             if not args.watch:
                 out.write(_table(_runs(client, args)))
                 return 0
-            return _watch(client, args, out)
+            return _watch(client, endpoint, args, out)
     except ClientError as exc:
         return _fail("ps", exc)
 
 
-def _runs(client: Client, args: argparse.Namespace) -> list[dict[str, Any]]:
+def _page(
+    client: Client, args: argparse.Namespace, watch: bool = False
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The runs of the table, and (``watch``) the cursor to follow their changes from."""
     variables = {"project": args.project, "onlyActive": not args.all, "first": PAGE}
-    data = client.execute(RUNS_PAGE, variables)
-    return [edge["node"] for edge in data["runs"]["edges"]]
+    data = client.execute(RUNS_PAGE, {**variables, "watch": watch})
+    runs = [edge["node"] for edge in data["runs"]["edges"]]
+    return runs, data["runs"].get("eventCursor")
 
 
-def _watch(client: Client, args: argparse.Namespace, out: TextIO) -> int:
-    tty = out.isatty()
-    shown = None
+def _runs(client: Client, args: argparse.Namespace) -> list[dict[str, Any]]:
+    return _page(client, args)[0]
+
+
+class _Screen:
+    """The table as last read; written again only when its text changes."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.tty = out.isatty()
+        self.runs: list[dict[str, Any]] = []
+        self.shown: str | None = None
+
+    def show(self, runs: list[dict[str, Any]] | None = None) -> None:
+        if runs is not None:
+            self.runs = runs
+        table = _table(self.runs)
+        if table != self.shown:
+            stamp = dt.datetime.now().strftime("%H:%M:%S")
+            self.out.write(("\x1b[H\x1b[2J" if self.tty else "\n") + f"{stamp}\n{table}")
+            self.out.flush()
+            self.shown = table
+
+
+def _watch(client: Client, endpoint: Endpoint, args: argparse.Namespace, out: TextIO) -> int:
+    screen = _Screen(out)
+    retry = Backoff(1.0, 30.0)  # WebSocket attempts while polling
     try:
+        runs, cursor = _page(client, args, watch=True)  # ps fails if this fails
         while True:
-            table = _table(_runs(client, args))
-            if table != shown:
-                stamp = dt.datetime.now().strftime("%H:%M:%S")
-                out.write(("\x1b[H\x1b[2J" if tty else "\n") + f"{stamp}\n{table}")
-                out.flush()
-                shown = table
-            time.sleep(max(0.1, args.interval))
+            screen.show(runs)
+            try:
+                ended = _follow(client, endpoint, args, screen, cursor, retry)
+                if not (isinstance(ended, ApiError) and set(ended.codes) & set(RESUBSCRIBE)):
+                    _poll(client, args, screen, ended, retry)
+            except Unreachable:
+                pass  # the page's own request: the server went away (a restart, say)
+            runs, cursor = _relist(client, args)
     except KeyboardInterrupt:
         return 0
+
+
+def _relist(client: Client, args: argparse.Namespace) -> tuple[list[dict[str, Any]], str | None]:
+    """The page and its cursor again, waiting for a server that went away."""
+    offline = Backoff(1.0, 30.0)
+    while True:
+        try:
+            return _page(client, args, watch=True)
+        except Unreachable as exc:
+            delay = offline.next()
+            if offline.failures == 1:
+                print(f"runql ps: {exc}; trying again", file=sys.stderr)
+            time.sleep(delay)
+
+
+def _follow(
+    client: Client,
+    endpoint: Endpoint,
+    args: argparse.Namespace,
+    screen: _Screen,
+    cursor: str | None,
+    retry: Backoff,
+) -> ClientError:
+    """Redraw on ``runEvents`` until the subscription ends; returns why it ended. Errors
+    of the page's own request (HTTP) are raised: ``ps`` stops on them as without
+    ``--watch``."""
+    try:
+        socket = LiveSocket.connect(endpoint)
+    except ClientError as exc:
+        return exc
+    with socket:
+        try:
+            socket.subscribe(RUN_EVENTS, {"project": args.project, "after": cursor})
+            while True:
+                event = socket.receive(AGES_SECONDS)
+                if retry.reset():  # the subscription holds: live again
+                    print("runql ps: live updates resumed", file=sys.stderr)
+                if event is None:
+                    screen.show()
+                    continue
+                deadline = time.monotonic() + COALESCE_SECONDS
+                while (left := deadline - time.monotonic()) > 0:
+                    socket.receive(left)
+                screen.show(_runs(client, args))
+        except (ApiError, Unreachable) as exc:
+            if isinstance(exc, ApiError) and ErrorCode.UNAUTHENTICATED in exc.codes:
+                raise
+            return exc
+
+
+def _poll(
+    client: Client, args: argparse.Namespace, screen: _Screen, why: ClientError, retry: Backoff
+) -> None:
+    """Poll every ``--interval`` seconds until the next WebSocket attempt is due."""
+    interval = max(0.1, args.interval)
+    delay = retry.next()
+    if retry.failures == 1:
+        print(
+            f"runql ps: live updates unavailable ({why}); polling every {interval:g} s",
+            file=sys.stderr,
+        )
+    deadline = time.monotonic() + delay
+    while (left := deadline - time.monotonic()) > interval:
+        time.sleep(interval)
+        screen.show(_runs(client, args))
+    time.sleep(max(0.0, left))
 
 
 def _table(runs: list[dict[str, Any]]) -> str:

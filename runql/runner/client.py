@@ -52,8 +52,9 @@ mutation Renew($leases: [LeaseInput!]!, $lease: Int) {
 """
 
 RUNS_PAGE = """
-query Ps($project: String, $onlyActive: Boolean!, $first: Int) {
+query Ps($project: String, $onlyActive: Boolean!, $first: Int, $watch: Boolean! = false) {
   runs(project: $project, filter: { onlyActive: $onlyActive }, first: $first) {
+    eventCursor @include(if: $watch)
     edges { node {
       id name status statusMessage submittedAt
       user { name } project { name } jobCounts { done total }

@@ -10,9 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from runql.runner.client import Client, ClientError, Endpoint
+from runql.runner.idle import RECHECK_SECONDS, LiveIdle
 from runql.runner.journal import Journal, JournalBusy
 from runql.runner.loop import EXIT_FATAL, Options, Runner
 from runql.runner.status import Status
+from runql.runner.waker import Waker
 
 MAX_SLOTS = 1000
 
@@ -75,6 +77,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--fsync", action="store_true",
         help="force each journal write to disk (survives a power loss; one flush per cycle)",
     )  # fmt: skip
+    # While jobsReady is up, how often an idle runner still claims (a safety net; the
+    # tests raise it to show that signals alone wake the runner).
+    p.add_argument(
+        "--recheck-seconds", type=_seconds, default=RECHECK_SECONDS, help=argparse.SUPPRESS
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,7 +109,9 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         with Client(endpoint) as client:
-            runner = Runner(client, options, journal, Status(args.slots))
+            waker = Waker(endpoint, args.project)
+            idle = LiveIdle(waker, recheck=max(args.recheck_seconds, 1.0))
+            runner = Runner(client, options, journal, Status(args.slots), idle, waker)
             code = runner.run()
             if runner.fatal:
                 print(f"runql runner: {runner.fatal}", file=sys.stderr)

@@ -1,10 +1,11 @@
 """When to claim again after a claim that did not fill the free slots.
 
-This is the seam where live updates plug in: today :class:`PollingIdle` backs off from
-50 ms to 2 s while nothing is ready; a ``jobsReady`` subscription (the live-updates
-issue) will replace it with a waker whose file descriptor becomes readable when jobs are
-ready, so an idle runner claims at once and otherwise sends nothing. A completion never
-waits on this: the loop claims in the same request as every completion it reports.
+:class:`LiveIdle` is what ``runql runner`` uses: while its ``jobsReady`` subscription is
+up (``runql.runner.waker``), a claim that comes back empty is followed by no other until
+the waker's pipe becomes readable (jobs may be ready: the loop claims at once), save a
+safety re-check every :data:`RECHECK_SECONDS`. While the subscription is down it is
+:class:`PollingIdle`: 50 ms, doubling while claims stay empty, up to 2 s. A completion
+never waits on this: the loop claims in the same request as every completion it reports.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from typing import Protocol
 
 FIRST_SECONDS = 0.05
 MAX_SECONDS = 2.0
+#: While the waker is live, an idle runner still claims this often: a safety net should
+#: a signal ever be lost (docs/live-updates.md suggests keeping a slow poll).
+RECHECK_SECONDS = 30.0
 
 
 class IdlePolicy(Protocol):
@@ -37,6 +41,34 @@ class PollingIdle:
         else:
             self._delay = min(self.longest, max(self.first, self._delay * 2))
         return self._delay
+
+
+class Liveness(Protocol):
+    @property
+    def live(self) -> bool:
+        """Whether signals arrive now (the subscription is up)."""
+        ...
+
+
+class LiveIdle:
+    """After an empty claim, wait for the waker while it is live (re-check every
+    ``recheck`` seconds); otherwise, and after a claim that found jobs, poll."""
+
+    def __init__(
+        self,
+        waker: Liveness,
+        recheck: float = RECHECK_SECONDS,
+        polling: PollingIdle | None = None,
+    ) -> None:
+        self.waker = waker
+        self.recheck = recheck
+        self.polling = polling or PollingIdle()
+
+    def after_claim(self, claimed: int, asked: int) -> float:
+        delay = self.polling.after_claim(claimed, asked)
+        if claimed == 0 and self.waker.live:
+            return self.recheck
+        return delay
 
 
 class Backoff:

@@ -2,10 +2,12 @@
 renew leases at a third of the lease, stop what must stop, drain on shutdown.
 
 One thread, one ``select``: it wakes when a job's process exits (its pidfd becomes
-readable), when a signal arrives (``signal.set_wakeup_fd``), or when a timer is due (a
-renewal, a claim after an idle back-off, a job's timeout, a kill after the grace period).
-A child's exit is reported, together with a claim for the slot it freed, as soon as the
-loop sees it: there is no sleep between a completion and the next claim.
+readable), when a signal arrives (``signal.set_wakeup_fd``), when the ``jobsReady``
+waker says jobs may be ready (its pipe, ``runql.runner.waker``: claim at once), or when a
+timer is due (a renewal, a claim after an idle back-off, a job's timeout, a kill after
+the grace period). A child's exit is reported, together with a claim for the slot it
+freed, as soon as the loop sees it: there is no sleep between a completion and the next
+claim, and completions never wait on the waker.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from runql.runner.journal import Journal
 from runql.runner.process import JobInfo, JobProcess, Outcome, StartError
 from runql.runner.spec import SpecError, parse
 from runql.runner.status import Status
+from runql.runner.waker import Waker
 
 #: Exit statuses of ``runql runner`` (docs/runner.md, "Exit status").
 EXIT_OK = 0  # stopped on request; every job finished and was reported
@@ -40,6 +43,9 @@ EXIT_AT_ONCE = 130  # a second SIGINT/SIGTERM: jobs killed, completions left in 
 BATCH = 1000  # the server's largest completions / leases per call
 #: After the last job is gone on shutdown, how long unsent completions are retried.
 DELIVERY_SECONDS = 10.0
+#: The selector's key data of the waker's pipe (job pidfds carry the job id, the signal
+#: pipe None).
+WAKER = "waker"
 
 
 @dataclass(frozen=True)
@@ -87,12 +93,15 @@ class Runner:
         journal: Journal,
         status: Status,
         idle: IdlePolicy | None = None,
+        waker: Waker | None = None,
     ) -> None:
         self.client = client
         self.options = options
         self.journal = journal
         self.status = status
         self.idle = idle or PollingIdle()
+        self.waker = waker
+        self.idle_announced = False  # runner.idle logged since the last claim that found jobs
         self.offline = Backoff()
         self.base_env = dict(os.environ)
         self.running: dict[str, Running] = {}
@@ -116,6 +125,9 @@ class Runner:
         self.selector.register(wake_r, selectors.EVENT_READ, None)
         old_fd = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        if self.waker is not None:
+            self.selector.register(self.waker.fileno(), selectors.EVENT_READ, WAKER)
+            self.waker.start()
         if self.journal.pending:
             self.status.event("journal.resend", completions=len(self.journal.pending))
         self.status.event(
@@ -139,6 +151,9 @@ class Runner:
             signal.set_wakeup_fd(old_fd)
             for sig, handler in old.items():
                 signal.signal(sig, handler)
+            if self.waker is not None:
+                self.selector.unregister(self.waker.fileno())
+                self.waker.close()
             os.close(wake_r)
             os.close(wake_w)
             self.status.close()
@@ -221,11 +236,25 @@ class Runner:
             if key.data is None:
                 with contextlib.suppress(BlockingIOError):
                     os.read(wake_r, 512)
+            elif key.data == WAKER:
+                self._woken()
             else:
                 exited.append(key.data)
         exited += [j.job_id for j in self.running.values() if j.process.pidfd is None]
         self._reap(exited)
         self.status.tick(len(self.running), "draining" if self.draining_since else "")
+
+    def _woken(self) -> None:
+        """The waker's pipe: log what it noted; claim now if jobs may be ready (or it just
+        went down, and polling takes over)."""
+        assert self.waker is not None
+        claim_now, notes = self.waker.take()
+        for note in notes:
+            if note.event == "live.connected":
+                self.idle_announced = False  # say again when the runner waits on it
+            self.status.event(note.event, level=note.level, **note.fields)
+        if claim_now:
+            self.next_claim_at = 0.0
 
     def idle_cap(self) -> float:
         return 2.0
@@ -391,7 +420,23 @@ class Runner:
             if claims and not self.running:
                 self.next_renew_at = now + self.options.lease_seconds / 3
             self._start(claims)
-            self.next_claim_at = now + self.idle.after_claim(len(claims), limit)
+            delay = self.idle.after_claim(len(claims), limit)
+            self.next_claim_at = now + delay
+            self._announce_idle(len(claims), delay)
+
+    def _announce_idle(self, claimed: int, delay: float) -> None:
+        """``runner.idle`` once when claims start coming back empty: what the runner
+        waits for (the ``jobsReady`` waker, or polling)."""
+        if claimed:
+            self.idle_announced = False
+        elif not self.idle_announced and not self.running:
+            self.idle_announced = True
+            live = self.waker is not None and self.waker.live
+            self.status.event(
+                "runner.idle",
+                waiting="jobsReady" if live else "polling",
+                recheck_seconds=round(delay, 3) if live else None,
+            )
 
     def _acknowledge(self, done: list[dict[str, Any]], results: list[dict[str, Any]]) -> None:
         acknowledged: list[str] = []

@@ -37,6 +37,8 @@ class Status:
         if self.tty:
             if event == "job.finished" and fields.get("status") == "DONE":
                 return  # the counters say it; a line per job would scroll the terminal away
+            if event == "runner.idle":
+                return  # the status line says it (0 busy); one per busy spell is for logs
             detail = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
             self._clear()
             self.stream.write(f"{_now()[11:19]} {level:7} {event} {detail}\n")

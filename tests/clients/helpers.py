@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -93,6 +94,9 @@ class Server:
     log: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    #: False: uvicorn with ``--ws none`` instead of ``runql serve``: the API over HTTP, and
+    #: no WebSocket upgrade (as behind a proxy that does not pass upgrades).
+    websockets: bool = True
 
     @property
     def url(self) -> str:
@@ -106,14 +110,19 @@ class Server:
             "RUNQL_LOG_LEVEL": "WARNING",
             "RUNQL_LEASE_SWEEP_SECONDS": "0.5",
             "RUNQL_MIN_LEASE_SECONDS": "1",
+            "RUNQL_METRICS": "open",
         }
 
     async def start(self) -> None:
         with self.log.open("ab") as sink:
+            command = [sys.executable, "-m", "runql.cli", "serve", "--workers", "1"]
+            if not self.websockets:
+                command = [sys.executable, "-m", "uvicorn", "--factory",
+                           "runql.app:create_worker_app", "--ws", "none", "--workers", "1",
+                           "--log-level", "warning"]  # fmt: skip
             self.process = subprocess.Popen(  # noqa: ASYNC220
-                [sys.executable, "-m", "runql.cli", "serve", "--workers", "1",
-                 "--port", str(self.port)],
-                env=self.env(), stdout=sink, stderr=sink,
+                [*command, "--port", str(self.port)],
+                env={**self.env(), "RUNQL_WORKERS": "1"}, stdout=sink, stderr=sink,
             )  # fmt: skip
         deadline = time.monotonic() + STARTUP_SECONDS
         async with httpx.AsyncClient(base_url=self.url, timeout=5) as client:
@@ -158,6 +167,13 @@ class Server:
         run: dict[str, Any] = (await self.gql(RUN, {"id": run_id}))["run"]
         return run
 
+    async def metrics(self) -> str:
+        """``GET /metrics`` (``RUNQL_METRICS=open``): the exposition text."""
+        async with self.client() as client:
+            response = await client.get("/metrics")
+        assert response.status_code == 200, response.text
+        return response.text
+
 
 @contextlib.asynccontextmanager
 async def serving(database_url: str, token: str, log: Path) -> AsyncIterator[Server]:
@@ -177,6 +193,17 @@ class RunnerProcess:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        """The runner's JSON log lines of event ``name`` (a line still being written is
+        left out)."""
+        found = []
+        for line in self.output().splitlines():
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if isinstance(event, dict) and event.get("event") == name:
+                    found.append(event)
+        return found
 
     def signal(self, sig: signal.Signals) -> None:
         self.process.send_signal(sig)

@@ -1,11 +1,11 @@
 """``runql ps`` and ``runql stop`` against ``runql serve`` with the demo data: the runs
-page as a table, ``--watch`` redrawing it, ``stopRuns`` per run, and clear errors for an
-unreachable server, a refused token and an unknown run."""
+page as a table, ``stopRuns`` per run, and clear errors for an unreachable server, a
+refused token and an unknown run. ``ps --watch`` follows live updates:
+tests/clients/test_live_clients.py."""
 
 from __future__ import annotations
 
 import asyncio
-import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -16,7 +16,7 @@ import pytest_asyncio
 from runql.db.engine import Database
 from runql.db.migrate import upgrade
 from runql.demo import load_demo
-from tests.clients.helpers import Server, base_env, free_port, serving, until
+from tests.clients.helpers import Server, base_env, free_port, serving
 
 ADMIN = "rql_demo_admin_token"
 
@@ -83,29 +83,6 @@ async def test_stop_prints_each_runs_result(demo_server: Server) -> None:
     assert first.startswith(f"{target['name']} ({target['id']}): TERM")
     assert unknown.startswith("999999: NOT_FOUND: ")
     assert again.returncode in (0, 1) and again.stdout.startswith(target["name"])
-
-
-async def test_ps_watch_redraws_when_a_run_changes(demo_server: Server, tmp_path: Path) -> None:
-    active = [e["node"] for e in (await demo_server.gql(ACTIVE))["runs"]["edges"]]
-    target = active[-1]
-    out = tmp_path / "watch.out"
-    env = {**base_env(), "RUNQL_URL": demo_server.url, "RUNQL_TOKEN": ADMIN}
-    with out.open("wb") as sink:
-        watch = subprocess.Popen(  # noqa: ASYNC220
-            [sys.executable, "-m", "runql.cli", "ps", "--watch", "--interval", "0.2"],
-            env=env, stdout=sink, stderr=sink,
-        )  # fmt: skip
-    try:
-        await until(lambda: target["name"] in out.read_text(), 30, "the first table")
-        assert (await asyncio.to_thread(runql, demo_server, "stop", target["id"])).returncode == 0
-        # Stopped runs leave the active list: the next table no longer has it.
-        await until(lambda: target["name"] not in out.read_text().split("\n\n")[-1], 30, "a redraw")
-        watch.send_signal(signal.SIGINT)
-        code = await until(lambda: watch.poll(), 10, "ps --watch to exit")
-    finally:
-        if watch.poll() is None:
-            watch.kill()
-    assert code == 0
 
 
 async def test_clear_errors(demo_server: Server, tmp_path: Path) -> None:

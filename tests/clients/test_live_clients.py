@@ -1,0 +1,183 @@
+"""``runql runner`` and ``runql ps --watch`` follow live updates instead of polling.
+
+Their ``graphql-transport-ws`` client answers each ``next`` payload, ``None`` on a
+timeout, and a refused operation or a closed socket as the clients' error types.
+
+An idle runner holds a ``jobsReady`` subscription and sends no claim until it signals
+(the server's own claim counter over a quiet period says so; the safety re-check is
+raised out of the way, and polling would claim at least every 2 s), then claims a job
+submitted after it went idle. Against a server that cannot upgrade to WebSocket, it says
+why once and falls back to polling. ``ps --watch`` redraws when a run is submitted or
+stopped with its polling interval at an hour, so only events can have redrawn it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runql.error_codes import ErrorCode
+from runql.runner.client import ApiError, Endpoint, Unreachable, graphql_url
+from runql.runner.idle import MAX_SECONDS
+from runql.runner.live import JOBS_READY, RUN_EVENTS, LiveSocket
+from tests.clients.helpers import (
+    STOP,
+    RunnerProcess,
+    Server,
+    base_env,
+    finished,
+    start_runner,
+    until,
+)
+from tests.observability.helpers import parse, values
+
+#: How long an idle runner is watched for claims: longer than polling's longest gap.
+QUIET_SECONDS = MAX_SECONDS + 1.0
+#: Deliveries wait for every older writing transaction of the PostgreSQL cluster
+#: (other suites' included): generous, as in tests/live.
+WAIT = 60.0
+#: The runner's safety re-check, raised so that only a signal can wake it in a test.
+NO_RECHECK = ("--recheck-seconds", "3600")
+JOB = [{"name": "a", "spec": {"cmd": ["true"]}}]
+
+
+async def claim_calls(server: Server) -> float:
+    """claimJobs calls the server has answered, claimed or empty (``/metrics``)."""
+    return sum(values(parse(await server.metrics()), "runql_claim_calls_total").values())
+
+
+async def stopped(runner: RunnerProcess) -> int:
+    runner.signal(signal.SIGTERM)
+    return await runner.exit_code()
+
+
+async def test_an_idle_runner_claims_nothing_until_jobs_ready_signals(
+    server: Server, new_project: Any, tmp_path: Path
+) -> None:
+    project = await new_project(server)
+    runner = start_runner(server, tmp_path, name="live", project=project, extra=NO_RECHECK)
+    try:
+        await until(
+            lambda: any(e["waiting"] == "jobsReady" for e in runner.events("runner.idle")),
+            30,
+            "the runner to wait on jobsReady",
+        )
+        before = await claim_calls(server)
+        await asyncio.sleep(QUIET_SECONDS)  # polling would claim at least once meanwhile
+        after_quiet = await claim_calls(server)
+
+        run_id = await server.submit(project, JOB)
+        run = await until(lambda: finished(server, run_id), WAIT, "the run to finish")
+        code = await stopped(runner)
+    finally:
+        runner.kill()
+
+    assert after_quiet == before, runner.output()
+    assert [(j["status"], j["runnerName"]) for j in run["jobs"]] == [("DONE", "live")]
+    assert code == 0, runner.output()
+    assert [e["project"] for e in runner.events("live.connected")] == [project]
+    assert runner.events("live.unavailable") == []
+
+
+async def test_without_websockets_the_runner_says_why_and_polls(
+    server: Server, new_project: Any, tmp_path: Path
+) -> None:
+    project = await new_project(server)
+    plain = Server(server.database_url, server.token, tmp_path / "plain.log", websockets=False)
+    await plain.start()
+    runner = start_runner(plain, tmp_path, name="polling", project=project, extra=NO_RECHECK)
+    try:
+        await until(lambda: runner.events("live.unavailable"), 30, "live.unavailable")
+        run_id = await server.submit(project, JOB)
+        run = await until(lambda: finished(server, run_id), WAIT, "the run to finish")
+        code = await stopped(runner)
+    finally:
+        runner.kill()
+        plain.stop()
+
+    assert [(j["status"], j["runnerName"]) for j in run["jobs"]] == [("DONE", "polling")]
+    assert code == 0, runner.output()
+    [unavailable] = runner.events("live.unavailable")  # once, with its cause
+    assert "no WebSocket here (HTTP 400 to the upgrade)" in unavailable["error"], unavailable
+    assert unavailable["fallback"] == "polling"
+    assert runner.events("live.connected") == []
+
+
+def last_table(path: Path) -> str:
+    """What ``ps --watch`` drew last (tables are separated by blank lines)."""
+    return path.read_text().split("\n\n")[-1]
+
+
+async def test_ps_watch_follows_run_events(
+    server: Server, new_project: Any, tmp_path: Path
+) -> None:
+    project = await new_project(server)
+    out, err = tmp_path / "watch.out", tmp_path / "watch.err"
+    env = {**base_env(), "RUNQL_URL": server.url, "RUNQL_TOKEN": server.token}
+    with out.open("wb") as sink, err.open("wb") as errors:
+        watch = subprocess.Popen(  # noqa: ASYNC220
+            [sys.executable, "-m", "runql.cli", "ps", "--watch", "--project", project,
+             "--interval", "3600"],  # polling could not redraw within the test
+            env=env, stdout=sink, stderr=errors,
+        )  # fmt: skip
+    try:
+        await until(lambda: "no runs" in last_table(out), 30, "the first table")
+        run_id = await server.submit(project, JOB, name="watched")
+        await until(lambda: "watched" in last_table(out), WAIT, "the submitted run")
+        await server.gql(STOP, {"ids": [run_id]})
+        # A stopped run leaves the active list.
+        await until(lambda: "no runs" in last_table(out), WAIT, "the stopped run to go")
+        watch.send_signal(signal.SIGINT)
+        code = await until(lambda: watch.poll(), 10, "ps --watch to exit")
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+            watch.wait()
+    assert code == 0
+    assert err.read_text() == ""  # no fallback to polling, no traceback
+
+
+def live_socket(server: Server, token: str | None = None) -> LiveSocket:
+    return LiveSocket.connect(Endpoint(graphql_url(server.url), token or server.token))
+
+
+def refusal(socket: LiveSocket, query: str, variables: dict[str, Any]) -> ApiError:
+    socket.subscribe(query, variables)
+    with pytest.raises(ApiError) as refused:
+        socket.receive(WAIT)
+    return refused.value
+
+
+async def test_the_live_client_answers_signals_timeouts_and_errors(
+    server: Server, new_project: Any
+) -> None:
+    project = await new_project(server)
+    socket = await asyncio.to_thread(live_socket, server)
+    try:
+        socket.subscribe(JOBS_READY, {"project": project})
+        assert await asyncio.to_thread(socket.receive, 0.3) is None  # nothing is ready
+        await server.submit(project, JOB)
+        signal = await asyncio.to_thread(socket.receive, WAIT)
+        forged = await asyncio.to_thread(refusal, socket, RUN_EVENTS, {"after": "forged"})
+        unknown = await asyncio.to_thread(refusal, socket, JOBS_READY, {"project": "nope"})
+    finally:
+        socket.close()
+    with pytest.raises(Unreachable, match="closed"):
+        socket.receive(WAIT)
+    stranger = await asyncio.to_thread(live_socket, server, "rql_wrong")
+    try:
+        refused = await asyncio.to_thread(refusal, stranger, JOBS_READY, {})
+    finally:
+        stranger.close()
+
+    assert signal == {"jobsReady": {"ready": 1}}
+    assert forged.codes == [ErrorCode.BAD_USER_INPUT]
+    assert unknown.codes == [ErrorCode.NOT_FOUND]
+    assert refused.codes == [ErrorCode.UNAUTHENTICATED]
+    assert "refused the API token in RUNQL_TOKEN" in str(refused)
