@@ -17,13 +17,17 @@ Reported (from the server's own clock, read back over GraphQL after the run):
   p50 and p99. Claims take the oldest ready jobs first, so a ``b-i`` made ready early
   waits behind the ``a-j`` still queued: this gap includes that queueing, and shrinks
   only as throughput grows;
+* the spawn floor: the same number of ``true`` jobs spawned by RUNNERS plain Python
+  processes with SLOTS children each and a log file pair per job, no runql, no server
+  (:data:`FLOOR_SCRIPT`, run after the pipeline): what this machine's two cores allow
+  for process creation alone, so ``jobs/s`` reads as a share of it;
 * the refill gap, which isolates the runner's reaction: from each job's completion to
   the next job start on the same runner (p50 and p99). The runner reports a completion
   and claims for the freed slot in one request, so this is about one completion's
   transaction, not a polling interval.
 
-Runners poll with back-off (50 ms to 2 s) when nothing is ready; the live-updates issue
-will let them wait on ``jobsReady`` instead. ``BENCH_QUICK=1`` uses a 301-job run.
+Idle runners wait on a ``jobsReady`` subscription (polling with back-off, 50 ms to 2 s,
+only while it is down). ``BENCH_QUICK=1`` uses a 301-job run.
 Call: ``await runner_e2e.measure_runner_e2e(backend, config, report)``.
 """
 
@@ -205,12 +209,48 @@ async def drive(base_url: str, token: str, width: int) -> dict[str, float]:
     }
 
 
+#: The floor: what RUNNERS plain Python processes get through the same jobs with SLOTS
+#: children each, with no runql at all: spawn ``true`` with stdout and stderr to a file
+#: per job, reap, spawn the next. ``argv[1]``: jobs; ``argv[2]``: slots; ``argv[3]``: dir.
+FLOOR_SCRIPT = """
+import os, subprocess, sys
+jobs, slots, directory = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+running, started = {}, 0
+while started < jobs or running:
+    while started < jobs and len(running) < slots:
+        path = os.path.join(directory, f"{os.getpid()}-{started}")
+        with open(path + ".out", "wb") as out, open(path + ".err", "wb") as err:
+            child = subprocess.Popen(["true"], stdout=out, stderr=err)
+        running[child.pid] = child
+        started += 1
+    pid, _ = os.wait()
+    running.pop(pid, None)
+"""
+
+
+def spawn_floor(jobs: int) -> float:
+    """Jobs per second of :data:`FLOOR_SCRIPT` in RUNNERS processes (``jobs`` in all)."""
+    with tempfile.TemporaryDirectory(prefix="runql-floor-") as tmp:
+        started = time.perf_counter()
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-c", FLOOR_SCRIPT, str(jobs // RUNNERS), str(SLOTS), tmp]
+            )
+            for _ in range(RUNNERS)
+        ]
+        for process in processes:
+            if process.wait() != 0:
+                raise RuntimeError("the spawn floor failed")
+        return RUNNERS * (jobs // RUNNERS) / (time.perf_counter() - started)
+
+
 async def measure_runner_e2e(backend: str, config: Config, report: Report) -> None:
     width = 150 if config.quick else 1500
     async with database_url(backend) as url:
         token = await _seed(url)
         async with server(url) as base_url:
             outcome = await drive(base_url, token, width)
+    floor = spawn_floor(2 * width + 1)
     report.row(
         backend,
         SCENARIO,
@@ -219,8 +259,12 @@ async def measure_runner_e2e(backend: str, config: Config, report: Report) -> No
         f"{outcome['seconds']:.1f} s, {outcome['requests_per_job']:.2f} requests/job, "
         f"upstream done -> downstream started p50 {outcome['gap_p50_ms']:.0f} ms, "
         f"p99 {outcome['gap_p99_ms']:.0f} ms; completion -> next start on the runner "
-        f"p50 {outcome['refill_p50_ms']:.1f} ms, p99 {outcome['refill_p99_ms']:.1f} ms",
+        f"p50 {outcome['refill_p50_ms']:.1f} ms, p99 {outcome['refill_p99_ms']:.1f} ms; "
+        f"spawn floor (no runql: {RUNNERS} processes x {SLOTS} children spawning `true`) "
+        f"{floor:,.0f} jobs/s, runql at {outcome['jobs_per_s'] / floor:.0%} of it",
     )
+    report.figure(backend, "runner_e2e.spawn_floor_jobs_per_s", floor, "jobs/s")
+    report.figure(backend, "runner_e2e.share_of_spawn_floor", outcome["jobs_per_s"] / floor, "x")
     report.figure(backend, "runner_e2e.jobs_per_s", outcome["jobs_per_s"], "jobs/s")
     report.figure(backend, "runner_e2e.requests_per_job", outcome["requests_per_job"], "req/job")
     report.figure(backend, "runner_e2e.gap_p50_ms", outcome["gap_p50_ms"], "ms")
