@@ -23,6 +23,7 @@ rather than a silent gap.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import functools
@@ -59,6 +60,12 @@ READY_KINDS = frozenset(
         EventKind.JOB_REQUEUED,
     }
 )
+
+#: Least time between two ``jobsReady`` signals of one subscription. The first comes at
+#: once; later events within this time make one signal at its end, not one each: a
+#: busy pipeline commits hundreds of times a second and each signal costs a count of
+#: the ready jobs.
+JOBS_READY_SPACING = 0.05
 
 SUBSCRIPTIONS_SETTING = "RUNQL_MAX_SUBSCRIPTIONS_PER_CONNECTION"
 BACKLOG_SETTING = "RUNQL_MAX_EVENT_BACKLOG"
@@ -467,16 +474,22 @@ async def jobs_ready(ctx: Context, *, project: str | None) -> AsyncIterator[Jobs
         )
         try:
             touched: set[int] | None = None  # None: every project (the first signal)
+            loop = asyncio.get_running_loop()
+            signalled_at = -JOBS_READY_SPACING
             while True:
                 async with ctx.db.read() as session:
                     total, in_touched = await live_queries.ready_job_counts(
                         session, viewer, project_id=project_id, touched_project_ids=touched
                     )
                 if in_touched:
+                    signalled_at = loop.time()
                     yield JobsReadyItem(ready=total)
                 await subscriber.wait()
                 if not listener.running:
                     raise ListenerDown()
+                # Events go on arriving while runners are busy (every completion unblocks
+                # or finishes something): one count per spacing, not one per commit.
+                await asyncio.sleep(max(0.0, signalled_at + JOBS_READY_SPACING - loop.time()))
                 touched = subscriber.take_touched()
         finally:
             listener.unsubscribe(subscriber)
