@@ -64,7 +64,7 @@ from runql.db.events import EventBatch
 from runql.db.job_effects import CLAIMABLE_RUN_STATUSES, JOBS_TABLE, FinishedJobs, status_in
 from runql.db.jobs import JobRow
 from runql.db.models import Job, LogicalJob, Project, Run, submission_of
-from runql.db.types import utcnow
+from runql.db.types import as_object, utcnow
 from runql.db.visibility import Viewer, visible_projects_bound
 from runql.error_codes import ErrorCode
 
@@ -85,6 +85,8 @@ class Claim:
     job: JobRow
     token: str
     lease_expires_at: dt.datetime
+    #: The job's ``spec`` when the claim was asked for it (``with_spec``), else ``None``.
+    spec: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,8 +183,10 @@ _CLAIMED_COLUMNS = tuple(f.name for f in fields(JobRow))
 
 
 @functools.cache
-def _claim_statement(is_admin: bool, by_project: bool, sqlite: bool) -> Any:
+def _claim_statement(is_admin: bool, by_project: bool, sqlite: bool, with_spec: bool) -> Any:
     columns = [JOBS_TABLE.c[name] for name in _CLAIMED_COLUMNS]
+    if with_spec:  # runners run it: read it with the claim, not in a statement after
+        columns.append(JOBS_TABLE.c.spec)
     return (
         _claimable(is_admin, by_project, sqlite, *columns, Run.attempt, Run.status)
         .order_by(Run.priority.desc(), Job.submitted_at, Job.id)
@@ -250,15 +254,18 @@ async def claim_jobs(
     project_name: str | None,
     limit: int,
     lease: dt.timedelta,
+    with_spec: bool = False,
 ) -> list[Claim]:
     """Claim up to ``limit`` ready jobs the viewer may run: highest run priority first,
     then oldest submission. They become ``RUNNING`` for ``runner_name`` with a fresh token
     each and a lease of ``lease`` from the moment they are locked; runs still
     ``SUBMITTED`` become ``RUNNING``. At most four statements, whatever ``limit`` is
     (the last appends the events: ``JOB_CLAIMED`` per job, ``RUN_STATUS_CHANGED`` per
-    run started).
+    run started). ``with_spec``: each claim carries its job's ``spec`` too.
     """
-    stmt = _claim_statement(viewer.is_admin, project_name is not None, is_sqlite(session))
+    stmt = _claim_statement(
+        viewer.is_admin, project_name is not None, is_sqlite(session), with_spec
+    )
     rows = (await session.execute(stmt, _claim_params(viewer, project_name, limit=limit))).all()
     if not rows:
         return []
@@ -273,8 +280,11 @@ async def claim_jobs(
     claims: list[Claim] = []
     params: list[dict[str, Any]] = []
     starting: set[int] = set()
-    for *columns, attempt, run_status in rows:
-        values = dict(zip(_CLAIMED_COLUMNS, columns, strict=True))
+    width = len(_CLAIMED_COLUMNS)
+    for row in rows:
+        values = dict(zip(_CLAIMED_COLUMNS, row[:width], strict=True))
+        spec = row[width] if with_spec else None
+        attempt, run_status = row[-2], row[-1]
         values.update(claimed, run_attempt=attempt)
         job = JobRow(**values)
         token = new_claim_token()
@@ -288,7 +298,7 @@ async def claim_jobs(
                 "b_expires": lease_expires_at,
             }
         )
-        claims.append(Claim(job=job, token=token, lease_expires_at=lease_expires_at))
+        claims.append(Claim(job, token, lease_expires_at, as_object(spec) if with_spec else None))
         if run_status == RunStatus.SUBMITTED:
             starting.add(job.run_id)
     await session.execute(_claim_update(), params)

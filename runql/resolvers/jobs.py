@@ -18,7 +18,11 @@ async def job_by_id(ctx: Context, job_id: str) -> Job | None:
     return None if parsed is None else await ctx.loaders.job_by_id.load(parsed)
 
 
-async def job_run(ctx: Context, job: AnyJob) -> Run:
+async def job_run(ctx: Context, job: AnyJob, *, id_only: bool = False) -> Run:
+    """The job's run; ``id_only`` (the selection asks for nothing but ``id``): a run
+    holding only its id, without reading it (a runner's claim asks ``run { id }``)."""
+    if id_only:
+        return Run(id=job.run_id)
     run = await ctx.loaders.run_by_id.load(job.run_id)
     assert run is not None, "a visible job's run is visible"
     return run

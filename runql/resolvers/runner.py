@@ -126,8 +126,11 @@ async def claim_jobs(
     limit: int,
     project: str | None,
     lease_seconds: int | None,
+    with_spec: bool = False,
 ) -> list[Claim]:
     """Hand up to ``limit`` ready jobs to the calling runner, each with a lease.
+    ``with_spec`` (the document asks for ``job { spec }``): read each job's spec with the
+    claim and answer the field from it, one statement less per claim.
 
     On SQLite a plain read first checks that there is anything to claim, so an idle
     runner's poll never takes (or waits for) the write lock; PostgreSQL claims with
@@ -148,14 +151,19 @@ async def claim_jobs(
     # The lease starts once the claim holds its locks (the db layer takes the time), not
     # when the request arrived: waiting for other writers must not use it up.
     async with ctx.db.write() as session:
-        return await runner_db.claim_jobs(
+        claims = await runner_db.claim_jobs(
             session,
             viewer,
             runner_name=runner_name,
             project_name=project,
             limit=limit,
             lease=dt.timedelta(seconds=seconds),
+            with_spec=with_spec,
         )
+    if with_spec:
+        for claim in claims:
+            ctx.loaders.job_column_by_id.prime((claim.job.id, "spec"), claim.spec)
+    return claims
 
 
 # --- renewLeases -----------------------------------------------------------------------

@@ -24,7 +24,7 @@ CYCLE = """
 mutation Cycle($done: [CompletionInput!]!, $claim: ClaimJobsInput!) {
   completeJobs(input: { completions: $done }) { results { jobId error { code message } } }
   claimJobs(input: $claim) {
-    claims { claimToken job { id name replicaNum submissionNum spec run { id name } } }
+    claims { claimToken job { id name replicaNum submissionNum spec run { id } } }
   }
 }
 """
@@ -38,7 +38,7 @@ mutation Complete($done: [CompletionInput!]!) {
 CLAIM = """
 mutation Claim($claim: ClaimJobsInput!) {
   claimJobs(input: $claim) {
-    claims { claimToken job { id name replicaNum submissionNum spec run { id name } } }
+    claims { claimToken job { id name replicaNum submissionNum spec run { id } } }
   }
 }
 """

@@ -53,6 +53,41 @@ def asks_for(info: Info, field: str) -> bool:
     )
 
 
+def asks_for_path(info: Info, *path: str) -> bool:
+    """Whether the current field's selection reaches ``path``, field by field (e.g.
+    ``"claims", "job", "spec"``), through fragments, unless ``@skip``/``@include`` surely
+    drop a step."""
+    level = [selected for selected in info.selected_fields if isinstance(selected, SelectedField)]
+    for name in path:
+        level = [found for selected in level for found in _fields(selected.selections, name)]
+        if not level:
+            return False
+    return True
+
+
+def asks_only_for(info: Info, names: frozenset[str]) -> bool:
+    """Whether the current field's selection names nothing but ``names`` (through
+    fragments): ``run { id }`` can be answered without reading the run."""
+
+    def within(selections: Sequence[Selection]) -> bool:
+        for selection in selections:
+            if isinstance(selection, SelectedField):
+                fits = selection.name in names
+            elif isinstance(selection, (FragmentSpread, InlineFragment)):
+                fits = within(selection.selections)
+            else:
+                fits = False
+            if not fits:
+                return False
+        return True
+
+    return all(
+        within(selected.selections)
+        for selected in info.selected_fields
+        if isinstance(selected, SelectedField)
+    )
+
+
 def _fields(selections: Sequence[Selection], *names: str) -> Iterator[SelectedField]:
     """The selected fields named ``names``, through fragments, minus those skipped."""
     for selection in selections:

@@ -20,6 +20,7 @@ from runql.db.enums import CompletionStatus
 from runql.resolvers import runner as runner_resolvers
 from runql.resolvers.runner import Completion, JobAnswer, Lease
 from runql.schema.info import Info
+from runql.schema.lookahead import asks_for_path
 from runql.schema.payloads import ItemError
 from runql.schema.types import Job
 
@@ -225,6 +226,7 @@ class RunnerMutation:
                 limit=input.limit,
                 project=input.project,
                 lease_seconds=input.lease_seconds,
+                with_spec=asks_for_path(info, "claims", "job", "spec"),
             )
         )
 

@@ -17,6 +17,10 @@ from runql.resolvers import runs as run_resolvers
 from runql.resolvers.jobs import AnyJob, JobRow
 from runql.schema.enums import JobStatus, MemberRole, RunStatus, UserRole
 from runql.schema.info import Info
+from runql.schema.lookahead import asks_only_for
+
+#: A selection of only these fields is answered from the id the parent already holds.
+ID_ONLY = frozenset({"id", "__typename"})
 
 T = TypeVar("T")
 
@@ -223,7 +227,9 @@ class Job:
 
     @strawberry.field(description="The run this job belongs to.")
     async def run(self, root: strawberry.Parent[AnyJob], info: Info) -> Run:
-        return await job_resolvers.job_run(info.context, root)  # type: ignore[return-value]
+        return await job_resolvers.job_run(  # type: ignore[return-value]
+            info.context, root, id_only=asks_only_for(info, ID_ONLY)
+        )
 
     @strawberry.field(description="This logical job's history, newest submission first.")
     async def submissions(

@@ -163,3 +163,34 @@ async def test_claim_statements_do_not_grow_with_limit(
     if db.is_sqlite:
         assert empty_statements.count == 2
         assert not any("UPDATE" in s for s in empty_statements.statements)
+
+
+async def test_a_runner_s_claim_reads_spec_with_the_claim_and_not_the_run(
+    db: Database, factory: Factory, gql: GraphQLClient
+) -> None:
+    """Runners need each job's spec and run id: the spec comes with the claim's own read,
+    ``run { id }`` from the job's row; neither costs a statement after the claim."""
+    alice = await factory.user("alice")
+    project = await factory.project("vision", [(alice, MemberRole.USER)])
+    spec = {"cmd": ["train", "--epochs", "3"], "env": {"SEED": "1"}}
+    run_id = await factory.run(project, alice, jobs=[JobDefinition("shard", replicas=6, spec=spec)])
+    without = """mutation { claimJobs(input: {runnerName: "r", limit: 2}) {
+      claims { job { id } } } }"""
+    with_spec = """mutation { claimJobs(input: {runnerName: "r", limit: 2}) {
+      claims { job { id ...Spec run { __typename ... on Run { id } } } } } }
+      fragment Spec on Job { spec }"""
+
+    await gql(without, token=alice.token)  # starts the run: later claims do the same work
+    _, plain = await gql.counted(without, token=alice.token)
+    body, specced = await gql.counted(with_spec, token=alice.token)
+
+    assert specced.count == plain.count, specced.statements
+    claimed = [c["job"] for c in body["data"]["claimJobs"]["claims"]]
+    assert len(claimed) == 2
+    assert all(job["spec"] == spec for job in claimed)
+    assert all(job["run"] == {"__typename": "Run", "id": str(run_id)} for job in claimed)
+    for job in claimed:
+        again = await gql(
+            "query($id: ID!) { job(id: $id) { spec } }", {"id": job["id"]}, token=alice.token
+        )
+        assert job["spec"] == again["data"]["job"]["spec"]
