@@ -102,6 +102,9 @@ class SharedBatch:
             task = asyncio.get_running_loop().create_task(
                 _awaited(compute), name=f"runql-shared-{key}", context=contextvars.Context()
             )
+            # Its callers see a failure; this keeps one whose callers all went away from
+            # being reported as never retrieved.
+            task.add_done_callback(_retrieve)
             self._memo[key] = task
         result: T = await asyncio.shield(task)
         return result
@@ -109,6 +112,11 @@ class SharedBatch:
 
 async def _awaited(compute: Callable[[], Awaitable[T]]) -> T:
     return await compute()
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 @dataclass(frozen=True, slots=True)

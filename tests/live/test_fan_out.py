@@ -4,6 +4,7 @@ own viewer may see now."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,6 +13,7 @@ from sqlalchemy import event
 
 from runql.db.engine import Database
 from runql.db.enums import MemberRole
+from runql.event_listener import SharedBatch
 from runql.settings import Settings
 from tests.factories import Factory, UserHandle
 from tests.live.helpers import RUN_EVENTS, SUBMIT, Socket, serving, socket, submit_input, until
@@ -100,3 +102,33 @@ async def test_each_subscription_of_a_shared_batch_sees_only_its_viewer_s_projec
         await bob_ws.nothing(ops[1], 0.3)
     assert alice_saw != bob_saw
     assert sorted(admin_saw) == sorted(alice_saw + bob_saw)
+
+
+async def test_a_shared_result_is_computed_once_and_outlives_a_cancelled_caller() -> None:
+    """The first caller's cancellation (its client went away) does not cancel the read
+    the other subscriptions of the batch wait for; a failure reaches every caller."""
+    batch = SharedBatch([])
+    calls = 0
+    release = asyncio.Event()
+
+    async def read() -> str:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        return "rows"
+
+    first = asyncio.create_task(batch.once("state", read))
+    second = asyncio.create_task(batch.once("state", read))
+    await asyncio.sleep(0)
+    first.cancel()
+    release.set()
+    assert await second == "rows"
+    assert calls == 1
+
+    async def failing() -> str:
+        raise RuntimeError("database went away")
+
+    outcomes = await asyncio.gather(
+        batch.once("members", failing), batch.once("members", failing), return_exceptions=True
+    )
+    assert [str(o) for o in outcomes] == ["database went away"] * 2
