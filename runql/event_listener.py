@@ -71,6 +71,10 @@ APPLICATION_NAME = "runql-event-listener"
 #: Events read per statement while catching up.
 READ_BATCH = 500
 
+#: While only coalesced (``jobsReady``) subscribers exist, the least time between two
+#: reads of the log: the same as the signals' spacing (``runql.resolvers.events``).
+COALESCED_READ_SECONDS = 0.05
+
 #: How long the idle check of the LISTEN connection may take before it counts as dead.
 PING_TIMEOUT_SECONDS = 5.0
 
@@ -218,6 +222,7 @@ class EventListener:
         *,
         poll_seconds: float,
         idle_check_seconds: float = 1.0,
+        coalesced_read_seconds: float = COALESCED_READ_SECONDS,
         connect: Callable[[str], Any] | None = None,
         metrics: Metrics | None = None,
     ) -> None:
@@ -225,6 +230,11 @@ class EventListener:
         self.metrics = metrics
         self.poll_seconds = poll_seconds
         self.idle_check_seconds = idle_check_seconds
+        self.coalesced_read_seconds = coalesced_read_seconds
+        #: Statements that read events (``read_events``) so far.
+        self.reads = 0
+        self._read_at = float("-inf")
+        self._urgent = asyncio.Event()
         self._connect = connect or (
             lambda dsn: asyncpg.connect(dsn, server_settings={"application_name": APPLICATION_NAME})
         )
@@ -272,6 +282,8 @@ class EventListener:
         )
         self.subscribers.add(subscriber)
         self.read_now()  # a position taken while idle may be stale: read from it now
+        if not coalesce:
+            self._urgent.set()
         return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
@@ -309,6 +321,8 @@ class EventListener:
                 events = await event_log.read_events(
                     session, SYSTEM_VIEWER, after=self.position, limit=READ_BATCH
                 )
+            self.reads += 1
+            self._read_at = asyncio.get_running_loop().time()
             if not events:
                 return
             self.position = events[-1].position
@@ -416,6 +430,21 @@ class EventListener:
                 idle = False
             except TimeoutError:
                 idle = True
+            await self._space_reads()
+
+    async def _space_reads(self) -> None:
+        """While every subscriber is coalesced (``jobsReady``), read at most once per
+        ``coalesced_read_seconds``: they signal at most that often anyway, and a busy
+        pipeline commits hundreds of times a second. A ``runEvents`` subscriber that
+        registers meanwhile ends the wait (it wants events at once)."""
+        subscribers = self.subscribers
+        if not subscribers or not all(s.coalesce for s in subscribers):
+            return
+        delay = self._read_at + self.coalesced_read_seconds - asyncio.get_running_loop().time()
+        if delay > 0:
+            self._urgent.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._urgent.wait(), delay)
 
     @property
     def running(self) -> bool:

@@ -10,6 +10,7 @@ from tests.live.helpers import (
     CLAIM,
     COMPLETE,
     JOBS_READY,
+    RUN_EVENTS,
     SUBMIT,
     serving,
     socket,
@@ -72,3 +73,31 @@ async def test_wake_ups_are_coalesced(db: Database, settings: Settings, factory:
         await server.gql(runner.token, SUBMIT, wide)
         assert (await ws.next(op))["jobsReady"] == {"ready": 20}
         await ws.nothing(op, 0.3)  # one transaction, 20 ready jobs: one signal
+
+
+async def test_with_only_jobs_ready_subscribers_the_listener_spaces_its_reads(
+    db: Database, settings: Settings, factory: Factory
+) -> None:
+    """A busy pipeline commits far more often than a runner needs a signal: while every
+    subscriber is coalesced the listener reads at most once per spacing (made an hour
+    here), and a runEvents subscriber ends the wait at once."""
+    alice = await factory.user("alice")
+    await factory.project("vision", [(alice, MemberRole.USER)])
+    async with serving(settings, db) as server, socket(server.ws_url, alice.token) as ws:
+        listener = server.app.state.event_listener
+        ready = await ws.subscribe(JOBS_READY)
+        await ws.nothing(ready, 0.3)
+        await server.gql(alice.token, SUBMIT, submit_input("vision", name="first"))
+        assert (await ws.next(ready))["jobsReady"] == {"ready": 1}
+        listener.coalesced_read_seconds = 3600.0
+        await ws.nothing(ready, 0.3)  # let a wake-up already under way (NOTIFY) settle
+        reads = listener.reads
+
+        await server.gql(alice.token, SUBMIT, submit_input("vision", name="second"))
+        await ws.nothing(ready, 0.5)  # within the spacing: not read, no signal
+        assert listener.reads == reads
+
+        watching = await ws.subscribe(RUN_EVENTS)  # wants events now: the wait ends
+        assert (await ws.next(ready))["jobsReady"] == {"ready": 2}
+        assert listener.reads > reads
+        await ws.nothing(watching, 0.2)  # it starts after both submissions
