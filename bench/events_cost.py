@@ -3,8 +3,8 @@ its throughput).
 
 The pipeline of scenario 6 (same runners, same documents, a real ``runql serve``) against
 two servers on one database, one as shipped and one with ``RUNQL_LIVE_UPDATES=false``
-(no event log written). Runs alternate on, off, on, off... and each side keeps its best,
-so a slow moment of the machine does not land on one side only. The cost is
+(no event log written). Runs alternate on, off, off, on, on, off... and each side keeps
+its best of five, so a slow moment of the machine does not land on one side only. The cost is
 ``1 - on / off``. Throughput on this 2-core VM swings by 10-20% between runs of a few
 seconds, so the server's CPU time per job (its processes' user + system time, read from
 ``/proc``; the database server's own CPU is not in it) is reported beside it: steadier,
@@ -50,7 +50,7 @@ def tree_cpu_seconds(pid: int) -> float:
 
 async def measure_events_cost(backend: str, config: Config, report: Report) -> None:
     width = 150 if config.quick else 1500
-    rounds = 2 if config.quick else 3
+    rounds = 2 if config.quick else 5
     async with database_url(backend) as url:
         token = await _seed(url)
         async with (
@@ -62,7 +62,9 @@ async def measure_events_cost(backend: str, config: Config, report: Report) -> N
                 best = {"on": 0.0, "off": 0.0}
                 cpu_ms = {"on": float("inf"), "off": float("inf")}
                 for round_ in range(rounds):
-                    for side, (base_url, process) in sides.items():
+                    order = ("on", "off") if round_ % 2 == 0 else ("off", "on")
+                    for side in order:
+                        base_url, process = sides[side]
                         before = tree_cpu_seconds(process.pid)
                         outcome = await drive(
                             base_url,
