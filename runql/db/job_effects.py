@@ -395,6 +395,8 @@ class FinishedJobs:
     running_runs: set[int] = field(default_factory=set)
     #: Runs with a retry of a job just added (it is ``SUBMITTED``: the run is active).
     retrying_runs: set[int] = field(default_factory=set)
+    #: After :meth:`apply`: how many jobs it made ``SUBMITTED`` (retries, unblocked).
+    made_ready: int = 0
 
     @classmethod
     def of_stopped_runs(cls, run_ids: Iterable[int]) -> FinishedJobs:
@@ -447,6 +449,7 @@ class FinishedJobs:
         if self.retried:
             added = await _add_retry_submissions(session, self.retried, now)
             events.jobs(EventKind.JOB_RETRIED, sorted(added))
+            self.made_ready += len(added)
         if self.failed_for_good:
             aborted = await _abort_downstream(session, self.failed_for_good, now)
             events.jobs(EventKind.JOB_ABORTED, sorted(aborted))
@@ -454,6 +457,7 @@ class FinishedJobs:
             unblocked = await _unblock_downstream(session, self.done)
             events.jobs(EventKind.JOB_UNBLOCKED, sorted(job_id for job_id, _ in unblocked))
             active.update(run_id for _, run_id in unblocked)
+            self.made_ready += len(unblocked)
         to_roll_up = self.runs - self.stopping_runs - (active & self.running_runs)
         if to_roll_up:
             changed = await _roll_up_runs(session, to_roll_up, now)

@@ -90,6 +90,15 @@ class Claim:
 
 
 @dataclass(frozen=True, slots=True)
+class Completed:
+    """What a batch of completions did: an outcome per item, in request order, and how
+    many jobs their effects made claimable (retries, unblocked downstream jobs)."""
+
+    outcomes: list[JobOutcome]
+    made_ready: int
+
+
+@dataclass(frozen=True, slots=True)
 class JobOutcome:
     """One item of a renewal or completion batch: the id of the job it applied to, or why
     it was refused (``NOT_FOUND``, ``STALE_CLAIM`` or ``INVALID_STATE``).
@@ -520,7 +529,7 @@ async def complete_jobs(
     completions: Sequence[CompletionItem],
     *,
     now: dt.datetime | None = None,
-) -> list[JobOutcome]:
+) -> Completed:
     """Apply a batch of completions; an outcome per item, in request order.
 
     An item applies when its token holds the job's current claim and the job is
@@ -571,7 +580,7 @@ async def complete_jobs(
         events.jobs(EventKind.JOB_COMPLETED, [p["b_id"] for p in params])
         await finished.apply(session, now, events=events)
         await events.flush(session, now)
-    return outcomes
+    return Completed(outcomes, finished.made_ready)
 
 
 def _row_params(job_id: int, status: JobStatus, item: CompletionItem) -> dict[str, Any]:

@@ -39,6 +39,9 @@ class Context:
     events: EventListener | None = None
     #: WebSocket only: state shared by the socket's operations.
     socket: SocketState | None = None
+    #: Jobs this operation made claimable (retries, unblocked jobs): a ``claimJobs``
+    #: later in the same document (a runner's cycle) skips its "anything ready?" read.
+    made_ready: int = 0
     _loaders: Loaders | None = field(default=None, repr=False)
 
     @property

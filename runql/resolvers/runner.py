@@ -134,7 +134,8 @@ async def claim_jobs(
 
     On SQLite a plain read first checks that there is anything to claim, so an idle
     runner's poll never takes (or waits for) the write lock; PostgreSQL claims with
-    ``SKIP LOCKED`` and needs no such check.
+    ``SKIP LOCKED`` and needs no such check. Nor does a claim whose document just made
+    jobs claimable (a runner's cycle: completions that unblocked or retried jobs).
     """
     viewer = ctx.viewer
     check_name(runner_name, "runnerName")
@@ -144,7 +145,7 @@ async def claim_jobs(
         raise BadInput("limit", "must be at least 1")
     check_batch("limit", limit, ctx.settings.max_batch_size)
     seconds = _lease_seconds(ctx, lease_seconds)
-    if ctx.db.is_sqlite:
+    if ctx.db.is_sqlite and not ctx.made_ready:
         async with ctx.db.read() as session:
             if not await runner_db.claimable_jobs_exist(session, viewer, project):
                 return []
@@ -263,7 +264,9 @@ async def complete_jobs(ctx: Context, *, completions: Sequence[Completion]) -> l
     outcomes: list[JobOutcome] = []
     if items:
         async with ctx.db.write() as session:
-            outcomes = await runner_db.complete_jobs(session, viewer, items)
+            completed = await runner_db.complete_jobs(session, viewer, items)
+        outcomes = completed.outcomes
+        ctx.made_ready += completed.made_ready
     found = iter(outcomes)
     answers = []
     for i, (completion, item_error) in enumerate(zip(completions, item_errors, strict=True)):

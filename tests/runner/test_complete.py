@@ -340,3 +340,34 @@ async def test_complete_and_claim_share_one_request(factory: Factory, gql: Graph
 
     assert body["data"]["completeJobs"]["results"] == [{"error": None}]
     assert body["data"]["claimJobs"]["claims"] == [{"job": {"name": "b"}}]
+
+
+async def test_a_cycle_whose_completions_made_work_claims_without_looking_first(
+    db: Database, factory: Factory, gql: GraphQLClient
+) -> None:
+    """On SQLite a claim first reads whether anything is ready (so idle polls never take
+    the write lock), unless the same document's completions just made jobs ready."""
+    alice = await factory.user("alice")
+    project = await factory.project("vision", [(alice, MemberRole.USER)])
+    await factory.run(
+        project,
+        alice,
+        jobs=[JobDefinition("a"), JobDefinition("b", depends_on=("a",)), JobDefinition("c")],
+    )
+    a, c = await claim(gql, alice.token, limit=5)
+    cycle = """mutation Cycle($done: [CompletionInput!]!) {
+      completeJobs(input: { completions: $done }) { results { error { code } } }
+      claimJobs(input: { runnerName: "r1", limit: 5 }) { claims { job { name } } }
+    }"""
+
+    def looks(statements: list[str]) -> int:
+        """The claim's "anything ready?" reads: only ``jobs.id`` selected."""
+        return sum(s.split("FROM")[0].split() == ["SELECT", "jobs.id"] for s in statements)
+
+    unblocking, made_work = await gql.counted(cycle, {"done": [completion(a)]}, token=alice.token)
+    leaf, no_work = await gql.counted(cycle, {"done": [completion(c)]}, token=alice.token)
+
+    assert unblocking["data"]["claimJobs"]["claims"] == [{"job": {"name": "b"}}]
+    assert leaf["data"]["claimJobs"]["claims"] == []
+    assert looks(made_work.statements) == 0
+    assert looks(no_work.statements) == (1 if db.is_sqlite else 0)
