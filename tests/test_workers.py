@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -34,7 +33,8 @@ from runql.db.engine import Database
 from runql.db.enums import JobStatus, TerminationReason
 from runql.db.models import Job
 from runql.settings import Settings
-from tests.conftest import BACKENDS, _create_postgres_database, _drop_postgres_database
+from tests.conftest import BACKENDS
+from tests.processes import fresh_database, runql, serving_process
 from tests.runner.helpers import CLAIM, COMPLETE
 
 pytestmark = pytest.mark.skipif(
@@ -60,28 +60,6 @@ class Server:
         return self.log.read_text(errors="replace")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-async def _runql(env: dict[str, str], *args: str) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "runql.cli",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, f"runql {' '.join(args)}: {err.decode()}"
-    return out.decode()
-
-
 def _worker_pids(server_pid: int) -> list[int]:
     """The server's worker processes: the children multiprocessing spawned."""
     children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
@@ -100,51 +78,23 @@ async def server(
     """``runql serve --workers 2`` on a fresh, migrated database, one per backend for the
     tests below (each looks only at its own jobs, by name); stopped with SIGTERM."""
     tmp_path = tmp_path_factory.mktemp("workers")
-    if request.param == "sqlite":
-        database_url = f"sqlite+aiosqlite:///{tmp_path / 'workers.db'}"
-    else:
-        database_url = await _create_postgres_database()
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "RUNQL_DATABASE_URL": database_url,
-        "RUNQL_SECRET_KEY": "workers-test",
-        "RUNQL_LOG_LEVEL": "WARNING",
-        "RUNQL_LEASE_SWEEP_SECONDS": "0.1",
-        "RUNQL_MIN_LEASE_SECONDS": "1",
-    }
-    await _runql(env, "migrate")
-    token = (await _runql(env, "user", "create", "alice", "--admin")).strip().splitlines()[-1]
-    await _runql(env, "project", "create", "ml", "--member", "alice:admin")
-    port = _free_port()
-    log = tmp_path / "serve.log"
-    with log.open("wb") as sink:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "runql.cli",
-            "serve",
-            "--workers",
-            "2",
-            "--port",
-            str(port),
-            env=env,
-            stdout=sink,
-            stderr=sink,
-        )
-    server = Server(f"http://127.0.0.1:{port}", database_url, token, process, log)
-    try:
-        await _until_ready(server)
-        yield server
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), 15)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-        if request.param == "postgresql":
-            await _drop_postgres_database(database_url)
+    async with fresh_database(request.param, tmp_path, "workers") as database_url:
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "RUNQL_DATABASE_URL": database_url,
+            "RUNQL_SECRET_KEY": "workers-test",
+            "RUNQL_LOG_LEVEL": "WARNING",
+            "RUNQL_LEASE_SWEEP_SECONDS": "0.1",
+            "RUNQL_MIN_LEASE_SECONDS": "1",
+        }
+        await runql(env, "migrate")
+        token = (await runql(env, "user", "create", "alice", "--admin")).strip().splitlines()[-1]
+        await runql(env, "project", "create", "ml", "--member", "alice:admin")
+        log = tmp_path / "serve.log"
+        async with serving_process(env, log, workers=2) as (url, process):
+            server = Server(url, database_url, token, process, log)
+            await _until_ready(server)
+            yield server
 
 
 async def _until_ready(server: Server) -> None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,10 +17,10 @@ import pytest_asyncio
 from runql.db.engine import Database
 from runql.db.enums import MemberRole
 from runql.db.migrate import upgrade
-from tests.conftest import BACKENDS, _create_postgres_database, _drop_postgres_database
+from tests.conftest import BACKENDS
 from tests.factories import Factory
 from tests.live.helpers import RUN_EVENTS, socket, submit_input
-from tests.test_workers import _free_port
+from tests.processes import fresh_database, serving_process
 
 STARTUP_SECONDS = 30.0
 SUBMIT = """mutation($input: SubmitRunInput!) { submitRun(input: $input) { run { id } } }"""
@@ -34,23 +32,8 @@ def _text(log: Path) -> str:
 
 @contextlib.asynccontextmanager
 async def _serve(env: dict[str, str], log: Path) -> AsyncIterator[str]:
-    port = _free_port()
-    with log.open("wb") as sink:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "runql.cli",
-            "serve",
-            "--workers",
-            "1",
-            "--port",
-            str(port),
-            env=env,
-            stdout=sink,
-            stderr=sink,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
+    """One ``runql serve`` process, once its event listener is up."""
+    async with serving_process(env, log, workers=1) as (url, process):
         deadline = time.monotonic() + STARTUP_SECONDS
         async with httpx.AsyncClient(base_url=url, timeout=5) as client:
             while True:
@@ -62,13 +45,6 @@ async def _serve(env: dict[str, str], log: Path) -> AsyncIterator[str]:
                 assert time.monotonic() < deadline, _text(log)
                 await asyncio.sleep(0.1)
         yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), 15)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
 
 
 @pytest_asyncio.fixture(params=BACKENDS)
@@ -76,18 +52,14 @@ async def replicas(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[tuple[str, str, str]]:
     """Two single-process servers on one fresh database; yields their URLs and a token."""
-    if request.param == "sqlite":
-        database_url = f"sqlite+aiosqlite:///{tmp_path / 'replicas.db'}"
-    else:
-        database_url = await _create_postgres_database()
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
-        "RUNQL_DATABASE_URL": database_url,
-        "RUNQL_SECRET_KEY": "replicas-test",
-        "RUNQL_LOG_LEVEL": "WARNING",
-    }
-    try:
+    async with fresh_database(request.param, tmp_path, "replicas") as database_url:
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+            "RUNQL_DATABASE_URL": database_url,
+            "RUNQL_SECRET_KEY": "replicas-test",
+            "RUNQL_LOG_LEVEL": "WARNING",
+        }
         db = Database(database_url)
         try:
             await upgrade(db)
@@ -96,12 +68,8 @@ async def replicas(
             await factory.project("ml", [(alice, MemberRole.ADMIN)])
         finally:
             await db.dispose()
-        token = alice.token
         async with _serve(env, tmp_path / "a.log") as a, _serve(env, tmp_path / "b.log") as b:
-            yield a, b, token
-    finally:
-        if request.param == "postgresql":
-            await _drop_postgres_database(database_url)
+            yield a, b, alice.token
 
 
 async def test_an_event_written_through_one_replica_reaches_a_subscriber_on_the_other(

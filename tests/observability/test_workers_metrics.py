@@ -23,9 +23,10 @@ import pytest
 import pytest_asyncio
 
 from runql.db.engine import Database
-from tests.conftest import BACKENDS, _create_postgres_database, _drop_postgres_database
+from tests.conftest import BACKENDS
 from tests.observability.helpers import labels, parse, values
-from tests.test_workers import Server, _free_port, _runql, _until_ready, _worker_pids
+from tests.processes import fresh_database, runql, serving_process
+from tests.test_workers import Server, _until_ready, _worker_pids
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="finds the worker processes in /proc"
@@ -41,54 +42,32 @@ async def server(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[tuple[Server, int]]:
     """The server, and the pool size each of its workers reports."""
-    if request.param == "sqlite":
-        database_url = f"sqlite+aiosqlite:///{tmp_path / 'workers.db'}"
-    else:
-        database_url = await _create_postgres_database()
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
-        "RUNQL_DATABASE_URL": database_url,
-        "RUNQL_SECRET_KEY": "workers-metrics-test",
-        "RUNQL_LOG_LEVEL": "WARNING",
-        "RUNQL_METRICS": TOKEN,
-        "RUNQL_DB_POOL_SIZE": str(POOL_SIZE),
-        # Background tasks would check pooled connections out at moments of their own (the
-        # SQLite event listener polls every 0.1 s): keep them idle, so the checked-out
-        # gauge counts the requests' connections only.
-        "RUNQL_EVENT_POLL_SECONDS": "3600",
-        "RUNQL_EVENT_PRUNE_SECONDS": "0",
-        "RUNQL_LEASE_SWEEP_SECONDS": "0",
-    }
-    await _runql(env, "migrate")
-    token = (await _runql(env, "user", "create", "alice")).strip().splitlines()[-1]
-    port = _free_port()
-    log = tmp_path / "serve.log"
-    with log.open("wb") as sink:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            *("-m", "runql.cli", "serve", "--workers", "2", "--port", str(port)),
-            env=env,
-            stdout=sink,
-            stderr=sink,
-        )
-    probe = Database(database_url, pool_size=-(-POOL_SIZE // 2))
-    per_worker = probe.engine.pool.size()  # type: ignore[attr-defined]
-    await probe.dispose()
-    server = Server(f"http://127.0.0.1:{port}", database_url, token, process, log)
-    try:
-        await _until_ready(server)
-        yield server, per_worker
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), 15)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-        if request.param == "postgresql":
-            await _drop_postgres_database(database_url)
+    async with fresh_database(request.param, tmp_path, "workers") as database_url:
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+            "RUNQL_DATABASE_URL": database_url,
+            "RUNQL_SECRET_KEY": "workers-metrics-test",
+            "RUNQL_LOG_LEVEL": "WARNING",
+            "RUNQL_METRICS": TOKEN,
+            "RUNQL_DB_POOL_SIZE": str(POOL_SIZE),
+            # Background tasks would check pooled connections out at moments of their own
+            # (the SQLite event listener polls every 0.1 s): keep them idle, so the
+            # checked-out gauge counts the requests' connections only.
+            "RUNQL_EVENT_POLL_SECONDS": "3600",
+            "RUNQL_EVENT_PRUNE_SECONDS": "0",
+            "RUNQL_LEASE_SWEEP_SECONDS": "0",
+        }
+        await runql(env, "migrate")
+        token = (await runql(env, "user", "create", "alice")).strip().splitlines()[-1]
+        probe = Database(database_url, pool_size=-(-POOL_SIZE // 2))
+        per_worker = probe.engine.pool.size()  # type: ignore[attr-defined]
+        await probe.dispose()
+        log = tmp_path / "serve.log"
+        async with serving_process(env, log, workers=2) as (url, process):
+            server = Server(url, database_url, token, process, log)
+            await _until_ready(server)
+            yield server, per_worker
 
 
 @contextlib.contextmanager
