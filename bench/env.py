@@ -25,10 +25,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.asgi_client import AsgiClient
-from runql.app import create_app
 from runql.db.engine import Database
 from runql.db.migrate import upgrade
 from runql.settings import Settings
+from runql.web.app import create_app
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 BACKENDS = ("sqlite", "postgresql")

@@ -119,10 +119,10 @@ async def _measure(url: str, token: str, mode: str, repeats: int, warmup: int) -
     import httpx
 
     from bench.timing import measure
-    from runql import tracing
-    from runql.app import create_app
     from runql.db.engine import Database
+    from runql.observe import tracing
     from runql.settings import Settings
+    from runql.web.app import create_app
 
     if mode == "without" and tracing.available():
         raise RuntimeError("opentelemetry is still importable")

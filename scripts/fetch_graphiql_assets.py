@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Install GraphiQL's browser assets for offline use (run by ``make install``).
 
-For each package pinned in runql/graphiql/assets.json: ``npm pack`` the exact version into
+For each package pinned in runql/web/graphiql/assets.json: ``npm pack`` the exact version into
 a temporary folder, check the tarball against its pinned ``integrity`` (npm's sha512), take
 the listed files out of it, check each against its SRI hash, and put them in the git-ignored
-runql/graphiql/assets/ (replaced as a whole, so a failed run leaves the old set untouched).
+runql/web/graphiql/assets/ (replaced as a whole, so a failed run leaves the old set untouched).
 
 Exit codes: 0 when the assets are installed, already up to date, or cannot be fetched on
 this machine (no npm, registry unreachable): runql then serves the CDN page and says so in
@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runql.graphiql import ASSETS_DIR, Manifest, Package, load_manifest
+from runql.web.graphiql import ASSETS_DIR, Manifest, Package, load_manifest
 
 PREFIX = "graphiql assets:"
 

@@ -1,4 +1,4 @@
-"""Helpers for the tests of the periodic background tasks (``runql.periodic``: the lease
+"""Helpers for the tests of the periodic background tasks (``runql.tasks.periodic``: the lease
 sweeper, the event pruner): make their database fail for real, wait for them, read their
 log lines."""
 
@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from runql.db import engine as engine_module
 from runql.db.engine import Database
-from runql.periodic import PeriodicTask
+from runql.tasks.periodic import PeriodicTask
 
 #: How long a task's own database waits for a lock before its step fails.
 STATEMENT_TIMEOUT_MS = 200
@@ -111,7 +111,7 @@ def failures_logged(caplog: pytest.LogCaptureFixture, logger: str) -> int:
 
 
 def assert_one_outage_logged(caplog: pytest.LogCaptureFixture, logger: str, cause: str) -> None:
-    """The rule of ``runql.periodic``: an outage is one WARNING naming the database's own
+    """The rule of ``runql.tasks.periodic``: an outage is one WARNING naming the database's own
     message (not the SQL), its retries DEBUG only, its end one INFO, and no ERROR."""
     (failure,) = records(caplog, logger, logging.WARNING)
     assert cause in failure.getMessage()

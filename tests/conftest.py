@@ -23,11 +23,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from runql.app import create_app
 from runql.db.engine import Database, StatementRecorder, record_statements
 from runql.db.migrate import upgrade
 from runql.db.models import Base
 from runql.settings import Settings
+from runql.web.app import create_app
 from tests.factories import Factory, GraphQLClient
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -1,4 +1,4 @@
-"""The loop every periodic background task runs on (``runql.periodic``): its backoff, and
+"""The loop every periodic background task runs on (``runql.tasks.periodic``): its backoff, and
 that a bug (anything but a database error) stops the task loudly instead of being retried
 for ever. That a database error is survived is guarded per task, against a database made
 to fail for real: ``tests/runner/test_lease_sweeper.py``, ``tests/events/test_event_pruner.py``.
@@ -13,9 +13,9 @@ from collections.abc import Callable
 import pytest
 
 from runql.db.engine import Database
-from runql.event_pruner import EventPruner
-from runql.lease_sweeper import LeaseSweeper
-from runql.periodic import MAX_BACKOFF_SECONDS, backoff_seconds
+from runql.tasks.event_pruner import EventPruner
+from runql.tasks.lease_sweeper import LeaseSweeper
+from runql.tasks.periodic import MAX_BACKOFF_SECONDS, backoff_seconds
 from tests.background import records, until
 
 
@@ -33,7 +33,7 @@ def _pruner(db: Database, now: Callable[[], dt.datetime]) -> LeaseSweeper | Even
 
 @pytest.mark.parametrize(
     ("build", "logger"),
-    [(_sweeper, "runql.lease_sweeper"), (_pruner, "runql.event_pruner")],
+    [(_sweeper, "runql.tasks.lease_sweeper"), (_pruner, "runql.tasks.event_pruner")],
     ids=["lease_sweeper", "event_pruner"],
 )
 async def test_a_bug_in_a_periodic_task_stops_it_loudly(

@@ -1,7 +1,7 @@
 """The socket ``runql serve --workers N`` shares between its workers.
 
 Guards the ~40 ms stall of every multi-worker response: connections accepted on uvicorn's
-own shared socket kept Nagle's algorithm (see ``runql.server``). The check is the socket
+own shared socket kept Nagle's algorithm (see ``runql.web.server``). The check is the socket
 option itself, not a timing.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from runql.server import APP, TCPConfig
+from runql.web.server import APP, TCPConfig
 
 
 async def test_connections_accepted_on_the_workers_socket_send_without_delay() -> None:

@@ -28,11 +28,11 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
 
-from runql.app import create_worker_app
 from runql.db.engine import Database
 from runql.db.enums import JobStatus, TerminationReason
 from runql.db.models import Job
 from runql.settings import Settings
+from runql.web.app import create_worker_app
 from tests.conftest import BACKENDS
 from tests.processes import fresh_database, runql, serving_process
 from tests.runner.helpers import CLAIM, COMPLETE

@@ -1,6 +1,6 @@
 """Lease expiry: taking jobs back from runners that stopped renewing their claims.
 
-The lease sweeper (``runql.lease_sweeper``) first asks, with a plain read, whether any
+The lease sweeper (``runql.tasks.lease_sweeper``) first asks, with a plain read, whether any
 lease has expired (:func:`expired_leases_exist`), and only then ends those claims in a
 write transaction (:func:`requeue_expired`). What an ended claim sets off (a retry, aborted
 downstream jobs, the run's status) is the same as for a runner's completion:

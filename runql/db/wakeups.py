@@ -11,7 +11,7 @@ id committed meanwhile, the wake-up leaves the write path and costs one short st
 per burst of commits instead of one per transaction.
 
 What it gives up: a process that dies between its commit and its ``NOTIFY`` wakes
-nobody elsewhere; the other listeners' idle re-check (``runql.event_listener``, 1 s)
+nobody elsewhere; the other listeners' idle re-check (``runql.tasks.event_listener``, 1 s)
 reads the events then. Nothing is lost: the log is the truth, a wake-up only says "read
 it now".
 

@@ -1,6 +1,6 @@
 """The per-request context every resolver receives as ``info.context``.
 
-One per HTTP request and one per operation on a WebSocket (see ``runql.websocket``): the
+One per HTTP request and one per operation on a WebSocket (see ``runql.web.websocket``): the
 loaders cache what a request read and the viewer is who it was, so neither may outlive it.
 """
 
@@ -11,10 +11,10 @@ from typing import Any
 
 from runql.db.engine import Database
 from runql.db.visibility import Viewer
-from runql.event_listener import EventListener
 from runql.resolvers.errors import Unauthenticated
 from runql.resolvers.loaders import Loaders
 from runql.settings import Settings
+from runql.tasks.event_listener import EventListener
 
 
 @dataclass

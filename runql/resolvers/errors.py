@@ -1,7 +1,7 @@
 """Errors a client is meant to see: a stable ``extensions.code`` and a clear message.
 
 Anything else raised while resolving is unexpected and gets masked by the schema's error
-handling (see ``runql.schema.errors``), except a database statement timeout, which that
+handling (see ``runql.schema.extensions.errors``), except a database statement timeout, which that
 handling recognises with ``is_statement_timeout`` (re-exported here from ``runql.db``).
 """
 

@@ -33,18 +33,18 @@ from typing import Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from runql import metrics
 from runql.db import events as event_log
 from runql.db import live as live_queries
 from runql.db.enums import EventKind
 from runql.db.events import EventPosition, EventRow
 from runql.db.models import Job, Run
 from runql.error_codes import ErrorCode
-from runql.event_listener import SYSTEM_VIEWER, EventListener, Queued, SharedBatch, Subscriber
+from runql.observe import metrics
 from runql.resolvers.checks import check_batch, check_text, parse_id
 from runql.resolvers.context import Context
 from runql.resolvers.errors import BadInput, ClientError, NotFound
 from runql.resolvers.pagination import Page, decode_cursor, encode_cursor
+from runql.tasks.event_listener import SYSTEM_VIEWER, EventListener, Queued, SharedBatch, Subscriber
 
 CURSOR_KIND = "events"
 
@@ -365,7 +365,7 @@ async def _shown_live(
 
 
 class NotOverWebSocket(ClientError):
-    """A subscription sent over HTTP (``runql.schema.transport`` refuses it)."""
+    """A subscription sent over HTTP (``runql.schema.extensions.transport`` refuses it)."""
 
     code = ErrorCode.BAD_REQUEST
 

@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from runql import metrics
 from runql.db import runner as runner_db
 from runql.db.accounts import hash_token
 from runql.db.enums import CompletionStatus
 from runql.db.models import Job
 from runql.db.runner import Claim, CompletionItem, JobOutcome, LeaseItem
+from runql.observe import metrics
 from runql.resolvers.checks import (
     check_batch,
     check_json_object,

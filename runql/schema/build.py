@@ -16,14 +16,14 @@ from graphql import GraphQLError
 from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
 from strawberry.types import ExecutionContext
 
-from runql.logging import OperationNameLogger
-from runql.schema.auth import RequireViewer
-from runql.schema.errors import ErrorMasking
-from runql.schema.limits import limits_extension
-from runql.schema.mutation import build_mutation
-from runql.schema.query import Query
-from runql.schema.subscription import Subscription
-from runql.schema.transport import SubscriptionsOverWebSocket
+from runql.schema.extensions.auth import RequireViewer
+from runql.schema.extensions.errors import ErrorMasking
+from runql.schema.extensions.limits import limits_extension
+from runql.schema.extensions.operation_log import OperationNameLogger
+from runql.schema.extensions.transport import SubscriptionsOverWebSocket
+from runql.schema.roots.mutation import build_mutation
+from runql.schema.roots.query import Query
+from runql.schema.roots.subscription import Subscription
 from runql.settings import Settings
 
 

@@ -118,7 +118,7 @@ class Server:
             command = [sys.executable, "-m", "runql.cli", "serve", "--workers", "1"]
             if not self.websockets:
                 command = [sys.executable, "-m", "uvicorn", "--factory",
-                           "runql.app:create_worker_app", "--ws", "none", "--workers", "1",
+                           "runql.web.app:create_worker_app", "--ws", "none", "--workers", "1",
                            "--log-level", "warning"]  # fmt: skip
             self.process = subprocess.Popen(  # noqa: ASYNC220
                 [*command, "--port", str(self.port)],

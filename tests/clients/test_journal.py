@@ -1,4 +1,4 @@
-"""The runner's completion journal (``runql/runner/journal.py``): what a restarted runner
+"""The runner's completion journal (``runql/clients/runner/journal.py``): what a restarted runner
 finds in it, whatever moment the previous one died at."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runql.runner.journal import FILE_NAME, Journal, JournalBusy, read_pending
+from runql.clients.runner.journal import FILE_NAME, Journal, JournalBusy, read_pending
 
 
 def done(job_id: str, status: str = "DONE") -> dict[str, str]:

@@ -22,10 +22,10 @@ from typing import Any
 
 import pytest
 
+from runql.clients.api import ApiError, Endpoint, Unreachable, graphql_url
+from runql.clients.runner.idle import MAX_SECONDS
+from runql.clients.runner.live import JOBS_READY, RUN_EVENTS, LiveSocket
 from runql.error_codes import ErrorCode
-from runql.runner.client import ApiError, Endpoint, Unreachable, graphql_url
-from runql.runner.idle import MAX_SECONDS
-from runql.runner.live import JOBS_READY, RUN_EVENTS, LiveSocket
 from tests.clients.helpers import (
     STOP,
     RunnerProcess,

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest_asyncio
 
+from runql.cli.demo import load_demo
 from runql.db.engine import Database
 from runql.db.migrate import upgrade
-from runql.demo import load_demo
 from tests.clients.helpers import Server, base_env, free_port, serving
 
 ADMIN = "rql_demo_admin_token"

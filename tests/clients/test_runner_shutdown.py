@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from runql.runner.journal import FILE_NAME, read_pending
+from runql.clients.runner.journal import FILE_NAME, read_pending
 from tests.clients.conftest import fresh_database
 from tests.clients.helpers import (
     Server,

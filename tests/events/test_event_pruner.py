@@ -1,5 +1,5 @@
 """The event pruner as a background task: it outlives database errors like every periodic
-task (``runql.periodic``): each outage logged once with its cause, retried with backoff,
+task (``runql.tasks.periodic``): each outage logged once with its cause, retried with backoff,
 its end logged; a bug stops it (``tests/test_periodic.py``).
 
 What one prune does to the log and its watermark is guarded in ``test_retention.py``.
@@ -18,7 +18,7 @@ from runql.db.enums import MemberRole
 from runql.db.events import oldest_retained
 from runql.db.models import Event
 from runql.db.types import utcnow
-from runql.event_pruner import EventPruner
+from runql.tasks.event_pruner import EventPruner
 from tests.background import (
     assert_one_outage_logged,
     impatient_database,
@@ -28,7 +28,7 @@ from tests.background import (
 from tests.events.helpers import positions, settled
 from tests.factories import Factory
 
-LOGGER = "runql.event_pruner"
+LOGGER = "runql.tasks.event_pruner"
 
 
 async def test_a_database_error_is_logged_once_and_the_pruner_carries_on(

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from runql.db.enums import MemberRole
 from runql.db.visibility import Viewer
-from runql.logging import JsonFormatter
+from runql.observe.logs import JsonFormatter
 from runql.resolvers.loaders import RunByIdLoader
 from tests.factories import Factory, GraphQLClient
 

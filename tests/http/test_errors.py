@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from runql.db.enums import MemberRole
-from runql.logging import JsonFormatter
+from runql.observe.logs import JsonFormatter
 from runql.resolvers import projects as project_resolvers
 from runql.resolvers import runs as run_resolvers
 from runql.resolvers.context import Context

@@ -16,7 +16,7 @@ from types import ModuleType
 
 import pytest
 
-from runql import graphiql
+from runql.web import graphiql
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "fetch_graphiql_assets.py"
 

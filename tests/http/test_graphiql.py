@@ -1,6 +1,6 @@
 """runql's GraphiQL page over HTTP: served by runql, assets local, CDN only as a fallback.
 
-The page tests point ``runql.graphiql.page.ASSETS_DIR`` at a folder they fill themselves, so
+The page tests point ``runql.web.graphiql.page.ASSETS_DIR`` at a folder they fill themselves, so
 they do not depend on ``make install`` having run; the installed files are checked
 against the manifest in their own test. What a browser does with the page is
 tests/http/test_graphiql_browser.py's job.
@@ -19,12 +19,12 @@ import httpx
 import pytest
 from graphql import parse, validate
 
-from runql import graphiql
-from runql.app import create_app
+from runql.cli.demo import DEMO_USERS, load_demo
 from runql.db.engine import Database
-from runql.demo import DEMO_USERS, load_demo
 from runql.schema import build_schema
 from runql.settings import Settings
+from runql.web import graphiql
+from runql.web.app import create_app
 from tests.factories import GraphQLClient
 
 HTML = {"Accept": "text/html"}
@@ -62,14 +62,14 @@ def fake_assets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         path = folder / asset.relative_path
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"/* {asset.relative_path} */\n")
-    monkeypatch.setattr("runql.graphiql.page.ASSETS_DIR", folder)
+    monkeypatch.setattr("runql.web.graphiql.page.ASSETS_DIR", folder)
     return folder
 
 
 @pytest.fixture
 def no_assets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "not-installed"
-    monkeypatch.setattr("runql.graphiql.page.ASSETS_DIR", folder)
+    monkeypatch.setattr("runql.web.graphiql.page.ASSETS_DIR", folder)
     return folder
 
 
@@ -122,10 +122,10 @@ async def test_asset_routes_serve_the_installed_files(fake_assets: Path, tmp_pat
 async def test_missing_assets_fall_back_to_the_cdn_and_log_one_line(
     no_assets: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="runql.graphiql"):
+    with caplog.at_level(logging.WARNING, logger="runql.web.graphiql"):
         async with _client(tmp_path) as first, _client(tmp_path) as second:
             pages = [(await c.get("/graphql", headers=HTML)).text for c in (first, second, first)]
-    lines = [r.getMessage() for r in caplog.records if r.name == "runql.graphiql"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "runql.web.graphiql"]
     assert len(lines) == 1, lines
     assert "make install" in lines[0]
     assert str(no_assets) in lines[0]
@@ -159,7 +159,7 @@ async def test_graphiql_off_serves_neither_page_nor_assets(
 
 
 def test_installed_assets_match_the_pinned_hashes() -> None:
-    """What ``make install`` put in runql/graphiql/assets/ is what the page pins."""
+    """What ``make install`` put in runql/web/graphiql/assets/ is what the page pins."""
     missing = graphiql.missing_assets(MANIFEST, graphiql.ASSETS_DIR)
     if missing:
         reason = f"GraphiQL assets not installed ({len(missing)} missing): run `make install`"

@@ -27,12 +27,12 @@ import httpx
 import pytest
 import uvicorn
 
-from runql import graphiql
-from runql.app import create_app
+from runql.cli.demo import DEMO_USERS, load_demo
 from runql.db.engine import Database
 from runql.db.migrate import upgrade
-from runql.demo import DEMO_USERS, load_demo
 from runql.settings import Settings
+from runql.web import graphiql
+from runql.web.app import create_app
 
 HOST = "127.0.0.1"
 HEADERS_EDITOR = ".graphiql-editor-tool .graphiql-editor:not(.hidden)"

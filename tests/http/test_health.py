@@ -6,9 +6,9 @@ from pathlib import Path
 
 import httpx
 
-from runql.app import create_app
 from runql.db.engine import Database
 from runql.settings import Settings
+from runql.web.app import create_app
 
 
 async def _get(app: object, path: str) -> httpx.Response:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from runql.db.enums import MemberRole
-from runql.graphql_view import GRAPHQL_RESPONSE_JSON, negotiate
+from runql.web.graphql_view import GRAPHQL_RESPONSE_JSON, negotiate
 from tests.factories import Factory
 
 GQL_RESPONSE = {"Accept": GRAPHQL_RESPONSE_JSON}

@@ -14,12 +14,12 @@ import pytest
 from graphql.language import Lexer, Source, TokenKind
 from strawberry.extensions.validation_cache import _get_validate_cache
 
-from runql.app import create_app
 from runql.db.engine import Database
 from runql.db.enums import MemberRole
 from runql.resolvers import projects as project_resolvers
 from runql.resolvers.context import Context
 from runql.settings import Settings
+from runql.web.app import create_app
 from tests.factories import Factory, UserHandle
 
 ClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]

@@ -8,7 +8,7 @@ import logging
 import httpx
 import pytest
 
-from runql.logging import JsonFormatter
+from runql.observe.logs import JsonFormatter
 from tests.factories import Factory
 
 

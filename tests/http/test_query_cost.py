@@ -15,8 +15,9 @@ import pytest
 from runql.db.engine import record_statements
 from runql.db.enums import MemberRole
 from runql.db.lifecycle import JobDefinition
-from runql.schema import build_schema, limits
-from runql.schema.cost import SIZES, operation_cost
+from runql.schema import build_schema
+from runql.schema.extensions import limits
+from runql.schema.extensions.cost import SIZES, operation_cost
 from runql.settings import Settings
 from tests.factories import Factory, GraphQLClient, UserHandle
 

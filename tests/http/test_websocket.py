@@ -22,12 +22,12 @@ from sqlalchemy import delete, func, select, update
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from runql.app import create_app
 from runql.db.engine import Database
 from runql.db.enums import MemberRole, RunStatus
 from runql.db.models import Member, Run, User
 from runql.settings import Settings
-from runql.websocket import max_frame_bytes
+from runql.web.app import create_app
+from runql.web.websocket import max_frame_bytes
 from tests.factories import Factory, GraphQLClient, ProjectHandle, UserHandle
 
 PROTOCOL = "graphql-transport-ws"

@@ -16,12 +16,12 @@ from sqlalchemy import select
 from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
 
-from runql.app import create_app
 from runql.db import events as event_log
 from runql.db.engine import Database
 from runql.db.models import Event
 from runql.settings import Settings
-from runql.websocket import max_frame_bytes
+from runql.web.app import create_app
+from runql.web.websocket import max_frame_bytes
 
 PROTOCOL = "graphql-transport-ws"
 #: How long to wait for an event. Generous: on PostgreSQL delivery waits for every

@@ -1,5 +1,5 @@
 """Fan-out: a live event costs the same reads whether one subscription or many show it
-(``runql.event_listener.SharedBatch``), and each subscription still sees only what its
+(``runql.tasks.event_listener.SharedBatch``), and each subscription still sees only what its
 own viewer may see now."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from sqlalchemy import event
 
 from runql.db.engine import Database
 from runql.db.enums import MemberRole
-from runql.event_listener import SharedBatch
 from runql.settings import Settings
+from runql.tasks.event_listener import SharedBatch
 from tests.factories import Factory, UserHandle
 from tests.live.helpers import RUN_EVENTS, SUBMIT, Socket, serving, socket, submit_input, until
 

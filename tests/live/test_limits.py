@@ -7,8 +7,8 @@ from typing import Any
 
 from runql.db.engine import Database
 from runql.db.enums import MemberRole
-from runql.event_listener import Subscriber
 from runql.settings import Settings
+from runql.tasks.event_listener import Subscriber
 from tests.factories import Factory
 from tests.live.helpers import (
     CLAIM,

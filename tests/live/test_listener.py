@@ -12,8 +12,8 @@ from sqlalchemy import text
 
 from runql.db.engine import Database
 from runql.db.enums import MemberRole
-from runql.event_listener import APPLICATION_NAME
 from runql.settings import Settings
+from runql.tasks.event_listener import APPLICATION_NAME
 from tests.factories import Factory
 from tests.live.helpers import RUN_EVENTS, SUBMIT, serving, socket, submit_input, until
 
@@ -29,7 +29,7 @@ async def test_the_listener_survives_database_errors_and_delivers_what_it_missed
         await ws.nothing(op, 0.2)
         await server.gql(alice.token, SUBMIT, submit_input("vision", name="before"))
         assert (await ws.next(op))["runEvents"]["kind"] == "RUN_SUBMITTED"
-        caplog.set_level(logging.DEBUG, logger="runql.event_listener")
+        caplog.set_level(logging.DEBUG, logger="runql.tasks.event_listener")
         await _rename(db, "events", "events_away")  # every read of the log now fails
         try:
             await until(lambda: listener.state == "degraded")
@@ -51,7 +51,9 @@ async def test_the_listener_survives_database_errors_and_delivers_what_it_missed
         await server.gql(alice.token, SUBMIT, submit_input("vision"))
         assert (await ws.next(op))["runEvents"]["kind"] == "RUN_SUBMITTED"
         assert listener.state == "ok"
-    warnings = [r for r in caplog.records if r.name == "runql.event_listener" and r.levelno >= 30]
+    warnings = [
+        r for r in caplog.records if r.name == "runql.tasks.event_listener" and r.levelno >= 30
+    ]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]  # logged once, with cause
     assert "events" in warnings[0].getMessage()
     assert any("recovered" in r.getMessage() for r in caplog.records)

@@ -19,8 +19,8 @@ from runql.db.engine import Database, record_statements
 from runql.db.enums import MemberRole
 from runql.db.models import Event
 from runql.db.wakeups import NOTIFY_CHANNEL, EventWakeups
-from runql.event_listener import asyncpg_dsn
 from runql.settings import Settings
+from runql.tasks.event_listener import asyncpg_dsn
 from tests.factories import Factory
 from tests.live.helpers import RUN_EVENTS, SUBMIT, WAIT, serving, socket, submit_input, until
 

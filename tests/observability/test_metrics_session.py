@@ -20,12 +20,12 @@ import pytest_asyncio
 from prometheus_client import generate_latest
 from starlette.applications import Starlette
 
-from runql.app import create_app
 from runql.db.engine import Database, record_statements
 from runql.db.enums import MemberRole
 from runql.db.lifecycle import JobDefinition
-from runql.metrics import Metrics
+from runql.observe.metrics import Metrics
 from runql.settings import Settings
+from runql.web.app import create_app
 from tests.factories import Factory, GraphQLClient
 from tests.observability.helpers import labels, parse, values
 from tests.runner.helpers import claim, complete, completion, renew

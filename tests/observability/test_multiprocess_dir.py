@@ -1,5 +1,5 @@
 """The directory ``runql serve`` shares among its workers' metrics
-(``runql.metrics.multiprocess_directory``)."""
+(``runql.observe.metrics.multiprocess_directory``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runql.metrics import MULTIPROC_ENV, multiprocess_directory
+from runql.observe.metrics import MULTIPROC_ENV, multiprocess_directory
 
 
 def test_several_workers_get_a_fresh_directory_removed_at_exit(

@@ -9,10 +9,10 @@ import dataclasses
 import httpx
 import pytest
 
-from runql import metrics
-from runql.app import create_app
 from runql.db.engine import Database
+from runql.observe import metrics
 from runql.settings import Settings
+from runql.web.app import create_app
 from tests.factories import Factory
 from tests.observability.helpers import parse, values
 

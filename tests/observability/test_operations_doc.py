@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prometheus_client.metrics import MetricWrapperBase
 
-from runql.metrics import Metrics
+from runql.observe.metrics import Metrics
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 

@@ -20,12 +20,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from runql import tracing
-from runql.app import create_app
 from runql.db.engine import Database, record_statements
 from runql.db.enums import MemberRole
 from runql.db.lifecycle import JobDefinition
+from runql.observe import tracing
 from runql.settings import Settings
+from runql.web.app import create_app
 from tests.factories import Factory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -142,7 +142,7 @@ def _python(code: str, **env: str) -> str:
 
 APP_MODULES = """
 import json, sys
-from runql.app import create_app
+from runql.web.app import create_app
 from runql.settings import Settings
 app = create_app(Settings(database_url="sqlite+aiosqlite:///unused.db"))
 print(json.dumps({

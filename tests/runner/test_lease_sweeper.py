@@ -15,7 +15,7 @@ import pytest
 from runql.db.engine import Database
 from runql.db.enums import JobStatus, MemberRole
 from runql.db.lifecycle import JobDefinition
-from runql.lease_sweeper import LeaseSweeper
+from runql.tasks.lease_sweeper import LeaseSweeper
 from tests.background import (
     assert_one_outage_logged,
     impatient_database,
@@ -25,7 +25,7 @@ from tests.background import (
 from tests.factories import Factory, GraphQLClient
 from tests.runner.helpers import claim, job_rows
 
-LOGGER = "runql.lease_sweeper"
+LOGGER = "runql.tasks.lease_sweeper"
 
 
 async def test_a_database_error_is_logged_once_and_the_sweeper_carries_on(

@@ -32,10 +32,10 @@ from runql.db.models import Job, Run
 from runql.db.runner import Claim
 from runql.db.types import utcnow
 from runql.db.visibility import Viewer
-from runql.lease_sweeper import LeaseSweeper
 from runql.resolvers import lifecycle, runner
 from runql.resolvers.context import Context
 from runql.settings import Settings
+from runql.tasks.lease_sweeper import LeaseSweeper
 from tests.factories import Factory, ProjectHandle
 
 #: On SQLite one writer runs at a time, so the races cannot deadlock: a few rounds check

@@ -1,7 +1,7 @@
 """When to claim again after a claim that did not fill the free slots.
 
 :class:`LiveIdle` is what ``runql runner`` uses: while its ``jobsReady`` subscription is
-up (``runql.runner.waker``), a claim that comes back empty is followed by no other until
+up (``runql.clients.runner.waker``), a claim that comes back empty is followed by no other until
 the waker's pipe becomes readable (jobs may be ready: the loop claims at once), save a
 safety re-check every :data:`RECHECK_SECONDS`. While the subscription is down it is
 :class:`PollingIdle`: 50 ms, doubling while claims stay empty, up to 2 s. A completion

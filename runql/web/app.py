@@ -1,6 +1,6 @@
 """The Starlette application: ``/graphql`` (GraphiQL, HTTP, websockets), health checks,
-Prometheus metrics (``/metrics``, ``runql.metrics``) and OpenTelemetry traces
-(``runql.tracing``)."""
+Prometheus metrics (``/metrics``, ``runql.observe.metrics``) and OpenTelemetry traces
+(``runql.observe.tracing``)."""
 
 from __future__ import annotations
 
@@ -20,16 +20,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
-from runql import graphiql, metrics, tracing
 from runql.db.engine import Database
 from runql.db.migrate import is_current
-from runql.event_listener import EventListener
-from runql.event_pruner import EventPruner
-from runql.graphql_view import RunqlGraphQL
-from runql.lease_sweeper import LeaseSweeper
-from runql.logging import configure_logging
+from runql.observe import metrics, tracing
+from runql.observe.logs import configure_logging
 from runql.schema import build_schema
+from runql.schema.extensions.tracing import operation_span
 from runql.settings import Settings
+from runql.tasks.event_listener import EventListener
+from runql.tasks.event_pruner import EventPruner
+from runql.tasks.lease_sweeper import LeaseSweeper
+from runql.web import graphiql
+from runql.web.graphql_view import RunqlGraphQL
 
 
 def create_app(
@@ -62,7 +64,7 @@ def create_app(
         interval_seconds=settings.event_prune_seconds,
         retention=dt.timedelta(hours=settings.event_retention_hours),
     )
-    schema = build_schema(settings, outermost=[traced.extension()] if traced else [])
+    schema = build_schema(settings, outermost=[operation_span(traced.tracer)] if traced else [])
     graphql = RunqlGraphQL(
         schema, db=database, settings=settings, metrics=app_metrics, events=listener
     )
@@ -136,7 +138,7 @@ def create_app(
 def create_worker_app() -> Starlette:
     """The app of one ``runql serve`` worker process.
 
-    uvicorn starts each worker by importing this name ("runql.app:create_worker_app",
+    uvicorn starts each worker by importing this name ("runql.web.app:create_worker_app",
     ``factory=True``), so a worker reads its settings from the environment (``runql serve``
     puts the worker count there too). ``RUNQL_DB_POOL_SIZE`` is the server's total: each of
     the N workers keeps its share, rounded up, so N processes stay within the connections
@@ -194,7 +196,7 @@ def _bearer_matches(request: Request, token: str) -> bool:
 
 
 def _graphiql_routes(settings: Settings) -> list[BaseRoute]:
-    """GraphiQL's own assets (runql/graphiql), so the page needs no other host."""
+    """GraphiQL's own assets (runql/web/graphiql), so the page needs no other host."""
     if not settings.graphiql:
         return []
     graphiql.graphiql_page()  # at startup: logs the one line if the assets are missing

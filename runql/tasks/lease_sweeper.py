@@ -7,7 +7,7 @@ end those claims (a retry submission when the job's policy allows it, a failure
 otherwise). Several server replicas on one PostgreSQL sweep side by side: runs being swept
 elsewhere are skipped (``SKIP LOCKED``), not waited for.
 
-It runs on ``runql.periodic.PeriodicTask``: a sweep that fails on the database does not
+It runs on ``runql.tasks.periodic.PeriodicTask``: a sweep that fails on the database does not
 end it (jobs whose runner died would stay ``RUNNING`` for ever); it backs off and tries
 again, logging the outage once with its cause and once more on recovery. Any other
 exception is a bug in the sweeper: it is logged with its traceback and ends the task.
@@ -24,8 +24,8 @@ from collections.abc import Callable
 from runql.db import lease_expiry
 from runql.db.engine import Database
 from runql.db.types import utcnow
-from runql.metrics import Metrics
-from runql.periodic import LogLines, PeriodicTask
+from runql.observe.metrics import Metrics
+from runql.tasks.periodic import LogLines, PeriodicTask
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ HTTP enforces. So here:
 * Each operation (graphql-transport-ws ``subscribe``, graphql-ws ``start``) gets its own
   :class:`~runql.resolvers.context.Context`, built in the operation's task: the
   connection's token authenticated again, fresh loaders, a new request id, one log line
-  (``runql.logging.request_scope``), errors masked with that id. A subscription keeps its
+  (``runql.observe.logs.request_scope``), errors masked with that id. A subscription keeps its
   operation's context for as long as it streams.
 * The token: ``Authorization`` in the ``connection_init`` payload (what a browser can
   send: it cannot set headers on a WebSocket handshake), else the handshake's
@@ -57,12 +57,12 @@ from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage
 
 from runql.db.engine import Database
 from runql.error_codes import ErrorCode
-from runql.event_listener import EventListener
-from runql.logging import RequestLog, current_request, request_scope
+from runql.observe.logs import RequestLog, current_request, request_scope
 from runql.resolvers.auth import authenticate
 from runql.resolvers.context import Context, SocketState
-from runql.schema.errors import public_errors
+from runql.schema.extensions.errors import public_errors
 from runql.settings import Settings
+from runql.tasks.event_listener import EventListener
 
 LIMIT_SETTING = "RUNQL_MAX_BODY_BYTES"
 MESSAGE_TOO_BIG = 1009  # RFC 6455 close code
@@ -178,7 +178,7 @@ class _PerOperation:
 
     @contextmanager
     def _operation_log(self) -> Iterator[RequestLog]:
-        """The operation's request id and log line (``runql.logging``)."""
+        """The operation's request id and log line (``runql.observe.logs``)."""
         request = self._connection.request
         path = request.url.path if request is not None else ""
         with request_scope(RequestLog(uuid.uuid4().hex, method="WS", path=path)) as log:

@@ -5,7 +5,7 @@ One :class:`Metrics` per app (``create_app`` builds it unless ``RUNQL_METRICS=of
 its own registry, so an app built in a test starts from zero. The places that count:
 
 * the HTTP view binds the app's metrics for the request (:func:`bind`); the request's log
-  line (``runql.logging.request_scope``) records the request, its latency, its SQL
+  line (``runql.observe.logs.request_scope``) records the request, its latency, its SQL
   statements and its error codes (:meth:`Metrics.observe_request`);
 * the runner resolvers report their per-item answers through :func:`observe` (one call
   per batch: items are tallied in Python, then one ``inc(n)`` per outcome);
@@ -100,7 +100,7 @@ class OperationNames:
 
 
 class RequestFacts(Protocol):
-    """What the request's log line knows (``runql.logging.RequestLog``)."""
+    """What the request's log line knows (``runql.observe.logs.RequestLog``)."""
 
     operation_name: str | None
     operation_type: str | None

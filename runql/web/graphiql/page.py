@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from starlette.staticfiles import StaticFiles
 
-#: The package's logger: the missing-assets line names ``runql.graphiql``.
-log = logging.getLogger("runql.graphiql")
+#: The package's logger: the missing-assets line names ``runql.web.graphiql``.
+log = logging.getLogger("runql.web.graphiql")
 
 HERE = Path(__file__).parent
 MANIFEST_PATH = HERE / "assets.json"

@@ -2,7 +2,7 @@
 standard ``OTEL_*`` environment variables.
 
 A traced request is one trace: the HTTP request's span (OpenTelemetry's ASGI middleware),
-the GraphQL operation's span inside it (:class:`OperationSpan`, named
+the GraphQL operation's span inside it (``runql.schema.extensions.tracing.OperationSpan``, named
 ``"<type> <name>"``), and one span per SQL statement inside that (the SQLAlchemy
 instrumentation on the engine runql uses). Fields get no spans: a runs page resolves
 thousands of them, and their time is the operation's.
@@ -24,10 +24,6 @@ import os
 import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any
-
-from strawberry.extensions import SchemaExtension
-
-from runql.logging import operation_type
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +130,9 @@ def trace_id() -> str | None:
 
 
 class Tracing:
-    """What an app adds when tracing is on: the ASGI middleware's arguments, the
-    operation-span extension, and the SQL spans of its database's engine."""
+    """What an app adds when tracing is on: the ASGI middleware's arguments, the tracer of
+    the operation spans (``runql.schema.extensions.tracing``), and the SQL spans of its
+    database's engine."""
 
     def __init__(self, provider: Any) -> None:
         global _installed
@@ -155,15 +152,6 @@ class Tracing:
             tracer_provider=self.provider,
             exclude_spans=["receive", "send"],  # one span per request, not per message
         )
-
-    def extension(self) -> type[SchemaExtension]:
-        tracer = self.tracer
-
-        class _OperationSpan(OperationSpan):
-            pass
-
-        _OperationSpan.tracer = tracer
-        return _OperationSpan
 
     def trace_engine(self, engine: Any) -> None:
         """Child spans for every statement of ``engine`` (an ``AsyncEngine``: its sync
@@ -186,33 +174,6 @@ class Tracing:
         _traced_engines[sync_engine] = EngineTracer(tracer, sync_engine, usage)
 
 
-class OperationSpan(SchemaExtension):
-    """One span per GraphQL operation, current while it runs (so its SQL statements are
-    its children), named ``"<type> <name>"`` with the ``graphql.operation.*`` attributes
-    of OpenTelemetry's semantic conventions. No spans per field."""
-
-    tracer: Any = None
-
-    def on_operation(self) -> Iterator[None]:
-        from opentelemetry import context, trace
-
-        span = self.tracer.start_span("graphql", kind=trace.SpanKind.INTERNAL)
-        token = context.attach(trace.set_span_in_context(span))
-        try:
-            yield
-        finally:
-            execution = self.execution_context
-            kind = operation_type(execution)
-            name = execution.operation_name
-            span.update_name(" ".join(part for part in (kind, name) if part) or "graphql")
-            if kind:
-                span.set_attribute("graphql.operation.type", kind)
-            if name:
-                span.set_attribute("graphql.operation.name", name)
-            context.detach(token)
-            span.end()
-
-
 def setup(provider: Any | None = None) -> Tracing | None:
     """Tracing for an app: with ``provider`` (tests), or the one ``OTEL_*`` configures;
     None when tracing is off."""
@@ -220,4 +181,4 @@ def setup(provider: Any | None = None) -> Tracing | None:
     return None if provider is None else Tracing(provider)
 
 
-__all__ = ["OperationSpan", "Tracing", "available", "requested", "setup", "trace_id"]
+__all__ = ["Tracing", "available", "requested", "setup", "trace_id"]

@@ -24,8 +24,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from runql.error_codes import ErrorCode
-from runql.runner.client import (
+from runql.clients.api import (
     RUNS_PAGE,
     STOP_RUNS,
     ApiError,
@@ -34,8 +33,9 @@ from runql.runner.client import (
     Endpoint,
     Unreachable,
 )
-from runql.runner.idle import Backoff
-from runql.runner.live import RUN_EVENTS, LiveSocket
+from runql.clients.runner.idle import Backoff
+from runql.clients.runner.live import RUN_EVENTS, LiveSocket
+from runql.error_codes import ErrorCode
 
 PAGE = 50
 #: Events arriving within this long of the first are shown with one re-read of the page.

@@ -10,7 +10,7 @@ Each error names the limit, the setting that controls it and carries
 ``extensions.code = LIMIT_EXCEEDED``; tokens are counted by graphql-core's parser
 (``max_tokens``), which aborts early instead of building a huge AST.
 
-The query cost (``runql.schema.cost``) depends on variables, which validation rules never
+The query cost (``runql.schema.extensions.cost``) depends on variables, which validation rules never
 see (and the validation cache keys on the document alone), so it is checked when execution
 starts: an over-cost request gets a request error and no resolver runs. Every limit is
 listed in docs/limits.md.
@@ -40,7 +40,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionContext
 
 from runql.error_codes import ErrorCode
-from runql.schema.cost import find_operation, operation_cost
+from runql.schema.extensions.cost import find_operation, operation_cost
 from runql.settings import Settings
 
 

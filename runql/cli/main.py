@@ -1,5 +1,5 @@
 """The ``runql`` command: serve, migrate, demo, user, project, export-schema, and the
-clients of the API: runner, ps, stop (runql/runner/, runql/client_commands.py)."""
+clients of the API: runner, ps, stop (runql/clients/runner/, runql/clients/commands.py)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    from runql.demo import demo_tokens, load_demo
+    from runql.cli.demo import demo_tokens, load_demo
 
     async def work(db: Database) -> dict[str, str]:
         loaded = await load_demo(db, if_empty=args.if_empty)
@@ -63,15 +63,15 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    from runql.server import serve
-    from runql.websocket import max_frame_bytes
+    from runql.web.server import serve
+    from runql.web.websocket import max_frame_bytes
 
     host = args.host or settings.host
     port = args.port or settings.port
     workers = args.workers or settings.worker_count()
     # uvicorn starts every worker from an import string, and each reads its settings from
     # the environment: the count goes there too, so each worker takes its share of the
-    # database pool (runql.app.create_worker_app).
+    # database pool (runql.web.app.create_worker_app).
     os.environ["RUNQL_WORKERS"] = str(workers)
     print(f"runql: GraphiQL and API at http://{host}:{port}/graphql ({workers} worker(s))")
     # WebSocket messages are held to max_body_bytes by runql (a GraphQL error); the frame
@@ -146,27 +146,27 @@ def cmd_export_schema(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_runner(settings: Settings, args: argparse.Namespace) -> int:
-    from runql.runner.command import run
+    from runql.clients.runner.command import run
 
     return run(args)
 
 
 def cmd_ps(settings: Settings, args: argparse.Namespace) -> int:
-    from runql.client_commands import ps
+    from runql.clients.commands import ps
 
     return ps(args)
 
 
 def cmd_stop(settings: Settings, args: argparse.Namespace) -> int:
-    from runql.client_commands import stop
+    from runql.clients.commands import stop
 
     return stop(args)
 
 
 def _add_clients(sub: Any) -> None:
     """The API's own clients; they read RUNQL_URL and RUNQL_TOKEN, not the database."""
-    from runql.client_commands import add_ps_arguments, add_stop_arguments
-    from runql.runner.command import add_arguments
+    from runql.clients.commands import add_ps_arguments, add_stop_arguments
+    from runql.clients.runner.command import add_arguments
 
     runner = sub.add_parser("runner", help="claim and run jobs (spec.cmd), report how they end")
     add_arguments(runner)

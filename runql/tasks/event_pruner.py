@@ -4,7 +4,7 @@
 Pruning records a watermark (``runql.db.events.prune_events``): a subscription resuming
 from a cursor below it answers ``CURSOR_EXPIRED`` instead of silently skipping events.
 Replicas prune one at a time (``runql.db.live.try_prune_lock``); one that finds another
-pruning skips its turn. It runs on ``runql.periodic.PeriodicTask``, so database errors
+pruning skips its turn. It runs on ``runql.tasks.periodic.PeriodicTask``, so database errors
 are survived as in the lease sweeper: logged once with their cause, retried with
 backoff, logged again on recovery.
 """
@@ -19,7 +19,7 @@ from runql.db import events as event_log
 from runql.db import live as live_queries
 from runql.db.engine import Database
 from runql.db.types import utcnow
-from runql.periodic import LogLines, PeriodicTask
+from runql.tasks.periodic import LogLines, PeriodicTask
 
 log = logging.getLogger(__name__)
 

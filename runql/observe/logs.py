@@ -19,10 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from strawberry.extensions import SchemaExtension
-
-from runql import metrics
 from runql.db.engine import record_statements
+from runql.observe import metrics
 from runql.settings import Settings
 
 LOGGER_NAME = "runql"
@@ -91,28 +89,6 @@ def request_scope(log: RequestLog) -> Iterator[RequestLog]:
             observed.observe_request(log, seconds, recorder.count)
 
 
-class OperationNameLogger(SchemaExtension):
-    """Puts the executed operation's name (given, or the document's only one) and type on
-    the request's log line (and so on its metrics)."""
-
-    def on_operation(self) -> Iterator[None]:
-        yield
-        log = _current.get()
-        if log is not None and log.operation_name is None:
-            log.operation_name = self.execution_context.operation_name
-        if log is not None and log.operation_type is None:
-            log.operation_type = operation_type(self.execution_context)
-
-
-def operation_type(context: Any) -> str | None:
-    """``query``/``mutation``/``subscription`` of a strawberry execution context, or None
-    when the document did not parse or names no operation it has."""
-    try:
-        return str(context.operation_type.value)
-    except Exception:  # no document, or an unknown operation name: nothing ran
-        return None
-
-
 class JsonFormatter(logging.Formatter):
     """``{"time", "level", "logger", "message", "request_id", ...extra, "traceback"}``."""
 
@@ -160,7 +136,6 @@ def configure_logging(settings: Settings) -> None:
 
 __all__ = [
     "JsonFormatter",
-    "OperationNameLogger",
     "RequestLog",
     "configure_logging",
     "current_request",

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runql.runner.spec import Command
+from runql.clients.runner.spec import Command
 
 #: Bytes of stderr read back for a failure's message, and characters kept of them.
 TAIL_BYTES = 4096

@@ -1,6 +1,6 @@
 """runql's own GraphiQL page, whose assets runql serves itself (the code: ``page.py``)."""
 
-from runql.graphiql.page import (
+from runql.web.graphiql.page import (
     ASSETS_DIR,
     ASSETS_PATH,
     DEFAULT_HEADERS,

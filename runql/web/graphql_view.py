@@ -13,12 +13,12 @@ subclass adds what the spec asks of a production server:
 * POST bodies must be ``application/json`` (415 otherwise) and at most
   ``max_body_bytes`` (413); mutations over GET answer 405 with ``Allow: POST``.
 * Every answer carries ``X-Request-Id`` (the trace id when tracing is on, else the
-  client's when it sent a sane one) and writes one JSON log line (``runql.logging``),
-  which also records the request's metrics (``runql.metrics``, bound per request here).
+  client's when it sent a sane one) and writes one JSON log line (``runql.observe.logs``),
+  which also records the request's metrics (``runql.observe.metrics``, bound per request here).
 * A body that cannot be decoded (not JSON, not UTF-8, nested deeper than the decoder
   recurses, not an object) answers 400 ``BAD_REQUEST`` like any other refusal.
 
-WebSockets: each operation on a socket gets its own context (``runql.websocket``).
+WebSockets: each operation on a socket gets its own context (``runql.web.websocket``).
 """
 
 from __future__ import annotations
@@ -43,17 +43,17 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 
-from runql import metrics, tracing
 from runql.db.engine import Database
 from runql.error_codes import ErrorCode
-from runql.event_listener import EventListener
-from runql.graphiql import graphiql_page
-from runql.logging import RequestLog, current_request, request_scope
+from runql.observe import metrics, tracing
+from runql.observe.logs import RequestLog, current_request, request_scope
 from runql.resolvers.auth import authenticate
 from runql.resolvers.context import Context
-from runql.schema.errors import public_errors
+from runql.schema.extensions.errors import public_errors
 from runql.settings import Settings
-from runql.websocket import (
+from runql.tasks.event_listener import EventListener
+from runql.web.graphiql import graphiql_page
+from runql.web.websocket import (
     GraphQLWSHandler,
     RunqlWebSocketAdapter,
     TransportWSHandler,
@@ -334,13 +334,13 @@ class RunqlGraphQL(GraphQL[Context, None]):
         return response
 
     async def render_graphql_ide(self, request: Request) -> Response:
-        """runql's GraphiQL page, whose assets runql serves itself (see runql/graphiql)."""
+        """runql's GraphiQL page, whose assets runql serves itself (see runql/web/graphiql)."""
         return HTMLResponse(graphiql_page().html)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        """The request's context; for a socket, the connection's (``runql.websocket``
+        """The request's context; for a socket, the connection's (``runql.web.websocket``
         builds one per operation from it)."""
         if isinstance(request, WebSocket):
             return connection_context(self.db, self.settings, request, self.events)

@@ -24,7 +24,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.execution import PreExecutionError
 
 from runql.error_codes import ErrorCode
-from runql.logging import current_request_id
+from runql.observe.logs import current_request_id
 from runql.resolvers.errors import ClientError, is_statement_timeout
 
 logger = logging.getLogger("runql.errors")

@@ -6,7 +6,7 @@ one socket, read by one thread, so this is a blocking client: :meth:`LiveSocket.
 opens the socket at the API's URL (``http`` becomes ``ws``, same path) and authenticates
 with the ``connection_init`` payload (docs/live-updates.md), :meth:`LiveSocket.subscribe`
 starts the operation, :meth:`LiveSocket.receive` returns each ``next`` payload's data.
-Failures are the HTTP client's two kinds (``runql.runner.client``): :class:`Unreachable`
+Failures are the HTTP client's two kinds (``runql.clients.api``): :class:`Unreachable`
 when there is no usable socket (refused, a handshake that is not a WebSocket upgrade, a
 drop, a stream the server ended) and :class:`ApiError` when the server answered the
 operation with errors (``CURSOR_EXPIRED``, ``UNAUTHENTICATED``, ``LIMIT_EXCEEDED``...,
@@ -31,8 +31,8 @@ from websockets.exceptions import (
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
+from runql.clients.api import ApiError, Endpoint, Unreachable
 from runql.error_codes import ErrorCode
-from runql.runner.client import ApiError, Endpoint, Unreachable
 
 PROTOCOL = Subprotocol("graphql-transport-ws")
 OPEN_SECONDS = 10.0  # TCP, the upgrade and connection_ack

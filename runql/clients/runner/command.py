@@ -9,12 +9,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from runql.runner.client import Client, ClientError, Endpoint
-from runql.runner.idle import RECHECK_SECONDS, LiveIdle
-from runql.runner.journal import Journal, JournalBusy
-from runql.runner.loop import EXIT_FATAL, Options, Runner
-from runql.runner.status import Status
-from runql.runner.waker import Waker
+from runql.clients.api import Client, ClientError, Endpoint
+from runql.clients.runner.idle import RECHECK_SECONDS, LiveIdle
+from runql.clients.runner.journal import Journal, JournalBusy
+from runql.clients.runner.loop import EXIT_FATAL, Options, Runner
+from runql.clients.runner.status import Status
+from runql.clients.runner.waker import Waker
 
 MAX_SLOTS = 1000
 

@@ -9,7 +9,7 @@ delayed ACK, about 40 ms a request (bench/RESULTS.md). :class:`TCPConfig` hands 
 same socket with its protocol stated, so every accepted connection gets ``TCP_NODELAY``
 as in the single-process server.
 
-Metrics (``runql.metrics``): with more than one worker, each writes its values to files in
+Metrics (``runql.observe.metrics``): with more than one worker, each writes its values to files in
 ``PROMETHEUS_MULTIPROC_DIR`` (a fresh temporary directory unless the operator set one; the
 operator's is emptied first), and the supervisor forgets a worker's live gauges when the
 worker exits and is replaced.
@@ -25,9 +25,9 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
-from runql import metrics
+from runql.observe import metrics
 
-APP = "runql.app:create_worker_app"
+APP = "runql.web.app:create_worker_app"
 
 
 class TCPConfig(uvicorn.Config):
@@ -70,7 +70,7 @@ def serve(
     with_metrics: bool = False,
 ) -> None:
     """Serve until stopped. Each worker builds its app from the environment
-    (``runql.app.create_worker_app``); uvicorn picks uvloop and httptools when installed.
+    (``runql.web.app.create_worker_app``); uvicorn picks uvloop and httptools when installed.
     ``with_metrics``: prepare the directory the workers' metrics share."""
     config = TCPConfig(
         APP,

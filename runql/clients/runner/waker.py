@@ -9,7 +9,7 @@ by one thread.
 
 Bytes on the pipe: :data:`CLAIM` (a signal arrived, or the subscription went down: claim
 now) and :data:`NOTE` (only notes to log). While the subscription is up :attr:`Waker.live`
-is true and the idle policy waits for it (``runql.runner.idle.LiveIdle``). When it
+is true and the idle policy waits for it (``runql.clients.runner.idle.LiveIdle``). When it
 cannot connect or drops, the thread notes it once with its cause, pokes the loop (which
 falls back to polling) and reconnects with back-off. Nothing is missed meanwhile: the
 fallback polls, and a new subscription signals at once when jobs are ready.
@@ -24,9 +24,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from runql.runner.client import ClientError, Endpoint
-from runql.runner.idle import Backoff
-from runql.runner.live import JOBS_READY, LiveSocket, websocket_url
+from runql.clients.api import ClientError, Endpoint
+from runql.clients.runner.idle import Backoff
+from runql.clients.runner.live import JOBS_READY, LiveSocket, websocket_url
 
 CLAIM = b"c"
 NOTE = b"n"

@@ -30,7 +30,7 @@ freed; it ends with an error and resumes from its last cursor. Memory never grow
 slow client.
 
 Errors: like the lease sweeper, a database error does not end the task. It is logged
-once with its cause (``runql.periodic.describe``), retried with backoff, and logged
+once with its cause (``runql.tasks.periodic.describe``), retried with backoff, and logged
 once more on recovery; ``state`` says ``ok``, ``connecting`` or ``degraded`` for
 ``/readyz``. Anything else is a bug: logged with its traceback, the task ends and
 ``state`` says ``stopped``.
@@ -56,8 +56,8 @@ from runql.db.engine import Database
 from runql.db.enums import EventKind
 from runql.db.events import EventPosition, EventRow
 from runql.db.visibility import Viewer
-from runql.metrics import Metrics
-from runql.periodic import EXPECTED_ERRORS, backoff_seconds, describe
+from runql.observe.metrics import Metrics
+from runql.tasks.periodic import EXPECTED_ERRORS, backoff_seconds, describe
 
 log = logging.getLogger(__name__)
 

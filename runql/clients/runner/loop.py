@@ -3,7 +3,7 @@ renew leases at a third of the lease, stop what must stop, drain on shutdown.
 
 One thread, one ``select``: it wakes when a job's process exits (its pidfd becomes
 readable), when a signal arrives (``signal.set_wakeup_fd``), when the ``jobsReady``
-waker says jobs may be ready (its pipe, ``runql.runner.waker``: claim at once), or when a
+waker says jobs may be ready (its pipe, ``runql.clients.runner.waker``: claim at once), or when a
 timer is due (a renewal, a claim after an idle back-off, a job's timeout, a kill after
 the grace period). A child's exit is reported, together with a claim for the slot it
 freed, as soon as the loop sees it: there is no sleep between a completion and the next
@@ -22,15 +22,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from runql.clients import api
+from runql.clients.api import ApiError, Client, Unreachable
+from runql.clients.runner.idle import Backoff, IdlePolicy, PollingIdle
+from runql.clients.runner.journal import Journal
+from runql.clients.runner.process import JobInfo, JobProcess, Outcome, StartError
+from runql.clients.runner.spec import SpecError, parse
+from runql.clients.runner.status import Status
+from runql.clients.runner.waker import Waker
 from runql.error_codes import ErrorCode
-from runql.runner import client as api
-from runql.runner.client import ApiError, Client, Unreachable
-from runql.runner.idle import Backoff, IdlePolicy, PollingIdle
-from runql.runner.journal import Journal
-from runql.runner.process import JobInfo, JobProcess, Outcome, StartError
-from runql.runner.spec import SpecError, parse
-from runql.runner.status import Status
-from runql.runner.waker import Waker
 
 #: Exit statuses of ``runql runner`` (docs/runner.md, "Exit status").
 EXIT_OK = 0  # stopped on request; every job finished and was reported

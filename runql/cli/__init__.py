@@ -1,0 +1,1 @@
+"""The ``runql`` command: server commands and the API clients' sub-commands."""

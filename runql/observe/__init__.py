@@ -1,0 +1,1 @@
+"""Observability: structured JSON logs, Prometheus metrics, OpenTelemetry traces."""

@@ -1,0 +1,1 @@
+"""Schema extensions: error masking, operation log and span, viewer check, transport, limits."""

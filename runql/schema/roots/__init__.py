@@ -1,0 +1,1 @@
+"""The root types: Query, Mutation, Subscription."""

@@ -1,0 +1,1 @@
+"""Serving: the Starlette app, GraphQL over HTTP and WebSockets, workers, GraphiQL."""
