@@ -3,7 +3,8 @@
 graphql-core 3.3 follows the spec's draft where graphql-js 16 (GraphQL Code Generator,
 Apollo's tooling, GraphiQL) does not yet: its ``@deprecated`` may also go on directive
 definitions (``DIRECTIVE_DEFINITION``), and a client that prints the introspected schema
-and parses it again with graphql-js 16 fails on that location. The schema serves
+and parses it again with graphql-js 16.0 (or a later 16 release before the draft was taken
+up; 16.15 has it) fails on that location. The schema serves
 ``@deprecated`` with the four locations of the released spec (October 2021), which both
 accept; runql deprecates nothing on a directive definition.
 

@@ -10,7 +10,9 @@ and ``DateTime`` names its specification (RFC 3339), which its values follow.
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 from typing import Any
 
 import graphql
@@ -19,6 +21,7 @@ from runql.db.enums import MemberRole
 from runql.schema import build_schema
 from runql.settings import Settings
 from tests.factories import Factory, GraphQLClient
+from tests.http.test_schema_contract import COMPOSITION, node_with_packages
 
 FULL_INTROSPECTION = graphql.get_introspection_query(
     descriptions=True,
@@ -69,8 +72,8 @@ async def test_every_input_default_has_a_graphql_literal(gql: GraphQLClient) -> 
 
 async def test_directives_are_where_graphql_js_16_reads_them(gql: GraphQLClient) -> None:
     """graphql-core 3.3 puts ``@deprecated`` on directive definitions too (a draft of the
-    spec); graphql-js 16 before it learnt the draft cannot parse that location back, so GraphQL Code
-    Generator failed on the live endpoint."""
+    spec); graphql-js 16.0 (and the 16 releases until one took the draft up: 16.15 has it)
+    cannot parse that location back, so GraphQL Code Generator failed on the endpoint."""
     payload = await gql(FULL_INTROSPECTION)
     directives = {d["name"]: d for d in payload["data"]["__schema"]["directives"]}
 
@@ -83,6 +86,26 @@ async def test_directives_are_where_graphql_js_16_reads_them(gql: GraphQLClient)
     assert directives["deprecated"]["args"][0]["defaultValue"] == '"No longer supported"'
     for name, directive in directives.items():
         assert set(directive["locations"]) <= SPEC_2021_LOCATIONS, name
+
+
+async def test_graphql_js_16_0_reads_the_live_introspection_back(gql: GraphQLClient) -> None:
+    """What a client generator does with the answer, in graphql-js 16.0.0
+    (tests/composition/client_schema.mjs): build the client schema, print it, parse it."""
+    node = node_with_packages("read the introspection back with graphql-js")
+    payload = await gql(FULL_INTROSPECTION)
+
+    done = subprocess.run(  # noqa: ASYNC221
+        [node, "client_schema.mjs"],
+        cwd=COMPOSITION,
+        input=json.dumps(payload["data"]),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert done.stdout, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"ok": True, "errors": []}
 
 
 async def test_date_time_names_rfc_3339_and_its_values_follow_it(
