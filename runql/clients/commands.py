@@ -9,7 +9,8 @@ WebSocket (docs/live-updates.md): events re-read the page with one request, at m
 socket: list again and subscribe from the new list. Without a WebSocket (refused, a proxy
 that does not pass upgrades) it polls every ``--interval`` seconds, saying so once on
 stderr, and tries the WebSocket again with back-off. A server that goes away after the
-first table (a restart) is waited for. Ctrl-C ends it with status 0.
+first table (a restart) is waited for. SIGINT (Ctrl-C) or SIGTERM ends it with status 0,
+as a first signal stops ``runql runner``; a second one while it closes, at once with 130.
 
 ``stop`` is one ``stopRuns`` for every run named, and prints each run's result. Exit
 status: 0 when everything applied, 1 otherwise (an unreachable server, a refused token, a
@@ -19,9 +20,14 @@ run not found or not stoppable), 2 for a bad command line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import os
+import signal
 import sys
 import time
+from collections.abc import Iterator
+from types import FrameType
 from typing import Any, TextIO
 
 from runql.clients.api import (
@@ -45,6 +51,10 @@ AGES_SECONDS = 1.0
 #: Errors after which ``--watch`` lists again and resubscribes at once (the subscription
 #: ended, the socket is fine): the cursor is too old, or the client read too slowly.
 RESUBSCRIBE = (ErrorCode.CURSOR_EXPIRED, ErrorCode.LIMIT_EXCEEDED)
+#: Exit status of ``ps --watch`` ended by SIGINT or SIGTERM (the runner's ``EXIT_OK``), and
+#: by a second signal while it closes (the runner's ``EXIT_AT_ONCE``).
+EXIT_STOPPED = 0
+EXIT_AT_ONCE = 130
 COLUMNS = ("ID", "NAME", "PROJECT", "USER", "STATUS", "JOBS", "SUBMITTED", "MESSAGE")
 
 
@@ -74,13 +84,53 @@ def _fail(command: str, exc: ClientError) -> int:
 def ps(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     try:
         endpoint = Endpoint.from_env(args.url)
-        with Client(endpoint) as client:
-            if not args.watch:
+        if not args.watch:
+            with Client(endpoint) as client:
                 out.write(_table(_runs(client, args)))
-                return 0
-            return _watch(client, endpoint, args, out)
+            return 0
+        with _stopped_by_signals():
+            try:
+                with Client(endpoint) as client:
+                    return _watch(client, endpoint, args, out)
+            except _Stop:
+                return EXIT_STOPPED
     except ClientError as exc:
         return _fail("ps", exc)
+
+
+class _Stop(BaseException):
+    """SIGINT or SIGTERM arrived: ``ps --watch`` ends. A ``BaseException``, as
+    ``KeyboardInterrupt``, so that no ``except Exception`` on the way (websockets, httpx)
+    takes it for an error."""
+
+
+@contextlib.contextmanager
+def _stopped_by_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM raise :class:`_Stop` in the main thread, as they stop ``runql
+    runner`` (whose handlers are its own too).
+
+    Python's ``KeyboardInterrupt`` is not enough: a process that a shell started in the
+    background without job control (``cmd &`` in a script, CI) inherits SIGINT ignored,
+    and Python then leaves it ignored, so ``kill -INT`` did nothing to ``ps --watch``.
+    Every wait of the main thread ends on a signal (``sleep``, a socket, the WebSocket's
+    queue: ``EINTR``) or within :data:`AGES_SECONDS`, so the watch ends at once; closing
+    the socket then takes at most the closing handshake's timeout. A second signal during
+    that exits at once."""
+    stopping = False
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        if stopping:
+            os._exit(EXIT_AT_ONCE)
+        stopping = True
+        raise _Stop(signal.Signals(signum).name)
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
 
 
 def _page(
@@ -118,21 +168,19 @@ class _Screen:
 
 
 def _watch(client: Client, endpoint: Endpoint, args: argparse.Namespace, out: TextIO) -> int:
+    """Until a signal (:class:`_Stop`) or an error of the page's own request."""
     screen = _Screen(out)
     retry = Backoff(1.0, 30.0)  # WebSocket attempts while polling
-    try:
-        runs, cursor = _page(client, args, watch=True)  # ps fails if this fails
-        while True:
-            screen.show(runs)
-            try:
-                ended = _follow(client, endpoint, args, screen, cursor, retry)
-                if not (isinstance(ended, ApiError) and set(ended.codes) & set(RESUBSCRIBE)):
-                    _poll(client, args, screen, ended, retry)
-            except Unreachable:
-                pass  # the page's own request: the server went away (a restart, say)
-            runs, cursor = _relist(client, args)
-    except KeyboardInterrupt:
-        return 0
+    runs, cursor = _page(client, args, watch=True)  # ps fails if this fails
+    while True:
+        screen.show(runs)
+        try:
+            ended = _follow(client, endpoint, args, screen, cursor, retry)
+            if not (isinstance(ended, ApiError) and set(ended.codes) & set(RESUBSCRIBE)):
+                _poll(client, args, screen, ended, retry)
+        except Unreachable:
+            pass  # the page's own request: the server went away (a restart, say)
+        runs, cursor = _relist(client, args)
 
 
 def _relist(client: Client, args: argparse.Namespace) -> tuple[list[dict[str, Any]], str | None]:

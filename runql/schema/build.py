@@ -5,11 +5,13 @@ API-token check, document limits built once from the settings (depth, aliases an
 tokens before execution; the query cost when execution starts, after the API-token
 check), and the parse/validation caches, so a document seen before costs neither parsing
 nor validation. ``outermost`` go first (the tracing span of the operation, when on).
+What it serves so that graphql-js tooling reads it back: ``runql.schema.interop``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
@@ -21,6 +23,7 @@ from runql.schema.extensions.errors import ErrorMasking
 from runql.schema.extensions.limits import limits_extension
 from runql.schema.extensions.operation_log import OperationNameLogger
 from runql.schema.extensions.transport import SubscriptionsOverWebSocket
+from runql.schema.interop import SCALAR_OVERRIDES, served_directives
 from runql.schema.roots.mutation import build_mutation
 from runql.schema.roots.query import Query
 from runql.schema.roots.subscription import Subscription
@@ -28,6 +31,10 @@ from runql.settings import Settings
 
 
 class RunqlSchema(strawberry.federation.Schema):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._schema.directives = served_directives(self._schema.directives)
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -53,5 +60,9 @@ def build_schema(
         lambda: ValidationCache(maxsize=cache_size),
     ]
     return RunqlSchema(
-        query=Query, mutation=build_mutation(), subscription=Subscription, extensions=extensions
+        query=Query,
+        mutation=build_mutation(),
+        subscription=Subscription,
+        extensions=extensions,
+        scalar_overrides=SCALAR_OVERRIDES,
     )

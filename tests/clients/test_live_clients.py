@@ -8,7 +8,9 @@ An idle runner holds a ``jobsReady`` subscription and sends no claim until it si
 raised out of the way, and polling would claim at least every 2 s), then claims a job
 submitted after it went idle. Against a server that cannot upgrade to WebSocket, it says
 why once and falls back to polling. ``ps --watch`` redraws when a run is submitted or
-stopped with its polling interval at an hour, so only events can have redrawn it.
+stopped with its polling interval at an hour, so only events can have redrawn it; SIGINT
+or SIGTERM ends it while it waits on a quiet stream, also when it was started the way a
+script starts a background job (SIGINT ignored), with status 0 and nothing on stderr.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 import pytest
 
 from runql.clients.api import ApiError, Endpoint, Unreachable, graphql_url
+from runql.clients.commands import EXIT_STOPPED
 from runql.clients.runner.idle import MAX_SECONDS
 from runql.clients.runner.live import JOBS_READY, RUN_EVENTS, LiveSocket
 from runql.error_codes import ErrorCode
@@ -45,6 +48,9 @@ WAIT = 60.0
 #: The runner's safety re-check, raised so that only a signal can wake it in a test.
 NO_RECHECK = ("--recheck-seconds", "3600")
 JOB = [{"name": "a", "spec": {"cmd": ["true"]}}]
+#: How long ``ps --watch`` may take to exit after a signal: it ends within a second or two
+#: (the socket's closing handshake); the rest is room for a loaded machine.
+EXIT_SECONDS = 10.0
 
 
 async def claim_calls(server: Server) -> float:
@@ -114,33 +120,85 @@ def last_table(path: Path) -> str:
     return path.read_text().split("\n\n")[-1]
 
 
+async def subscriptions_open(server: Server, count: int) -> bool:
+    """Whether the server holds ``count`` subscriptions now (``/metrics``)."""
+    samples = values(parse(await server.metrics()), "runql_subscriptions_open")
+    return sum(samples.values()) == count
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def start_watch(
+    server: Server, project: str, directory: Path, sigint_ignored: bool = False
+) -> tuple[subprocess.Popen[bytes], Path, Path]:
+    """``runql ps --watch`` of ``project``; its polling interval is an hour, so only
+    events can redraw it within a test. ``sigint_ignored``: started as ``cmd &`` in a
+    script (or CI) starts it, with SIGINT ignored."""
+    out, err = directory / "watch.out", directory / "watch.err"
+    env = {**base_env(), "RUNQL_URL": server.url, "RUNQL_TOKEN": server.token}
+    with out.open("wb") as sink, err.open("wb") as errors:
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "runql.cli", "ps", "--watch", "--project", project,
+             "--interval", "3600"],
+            env=env, stdout=sink, stderr=errors,
+            preexec_fn=_ignore_sigint if sigint_ignored else None,
+        )  # fmt: skip
+    return watch, out, err
+
+
+def ended(watch: subprocess.Popen[bytes]) -> None:
+    if watch.poll() is None:
+        watch.kill()
+        watch.wait()
+
+
 async def test_ps_watch_follows_run_events(
     server: Server, new_project: Any, tmp_path: Path
 ) -> None:
     project = await new_project(server)
-    out, err = tmp_path / "watch.out", tmp_path / "watch.err"
-    env = {**base_env(), "RUNQL_URL": server.url, "RUNQL_TOKEN": server.token}
-    with out.open("wb") as sink, err.open("wb") as errors:
-        watch = subprocess.Popen(  # noqa: ASYNC220
-            [sys.executable, "-m", "runql.cli", "ps", "--watch", "--project", project,
-             "--interval", "3600"],  # polling could not redraw within the test
-            env=env, stdout=sink, stderr=errors,
-        )  # fmt: skip
+    watch, out, err = start_watch(server, project, tmp_path)
     try:
-        await until(lambda: "no runs" in last_table(out), 30, "the first table")
+        await until(lambda: "no runs" in last_table(out), WAIT, "the first table")
         run_id = await server.submit(project, JOB, name="watched")
         await until(lambda: "watched" in last_table(out), WAIT, "the submitted run")
         await server.gql(STOP, {"ids": [run_id]})
         # A stopped run leaves the active list.
         await until(lambda: "no runs" in last_table(out), WAIT, "the stopped run to go")
         watch.send_signal(signal.SIGINT)
-        code = await until(lambda: watch.poll(), 10, "ps --watch to exit")
+        code = await until(lambda: watch.poll(), EXIT_SECONDS, "ps --watch to exit")
     finally:
-        if watch.poll() is None:
-            watch.kill()
-            watch.wait()
-    assert code == 0
+        ended(watch)
+    assert code == EXIT_STOPPED
     assert err.read_text() == ""  # no fallback to polling, no traceback
+
+
+@pytest.mark.parametrize(
+    ("sig", "sigint_ignored"),
+    [(signal.SIGINT, True), (signal.SIGTERM, False)],
+    ids=["SIGINT-in-a-background-job", "SIGTERM"],
+)
+async def test_a_signal_ends_ps_watch_waiting_on_a_quiet_stream(
+    server: Server,
+    new_project: Any,
+    tmp_path: Path,
+    sig: signal.Signals,
+    sigint_ignored: bool,
+) -> None:
+    project = await new_project(server)  # no runs: nothing changes while it waits
+    # Other tests' subscriptions are gone, so the next one is ps's.
+    await until(lambda: subscriptions_open(server, 0), WAIT, "no subscriptions")
+    watch, out, err = start_watch(server, project, tmp_path, sigint_ignored)
+    try:
+        await until(lambda: "no runs" in last_table(out), WAIT, "the first table")
+        await until(lambda: subscriptions_open(server, 1), WAIT, "its subscription")
+        watch.send_signal(sig)
+        code = await until(lambda: watch.poll(), EXIT_SECONDS, f"ps --watch to exit on {sig.name}")
+    finally:
+        ended(watch)
+    assert code == EXIT_STOPPED
+    assert err.read_text() == ""  # no traceback
 
 
 def live_socket(server: Server, token: str | None = None) -> LiveSocket:

@@ -67,15 +67,22 @@ def _install(npm: str) -> None:
     stamp.write_text(lock.read_text())
 
 
-def test_sdl_composes_with_apollo_composition_without_errors_or_hints() -> None:
+def node_with_packages(purpose: str) -> str:
+    """Node.js, with tests/composition's packages installed. Without Node and npm the test
+    is skipped, or fails under ``CI=true``."""
     tools = _tools()
     if tools is None:
-        message = "Node.js and npm are needed to compose the SDL with @apollo/composition"
+        message = f"Node.js and npm are needed to {purpose}"
         if os.environ.get("CI") == "true":
-            pytest.fail(f"{message} (CI=true requires the composition check)", pytrace=False)
+            pytest.fail(f"{message} (CI=true requires this check)", pytrace=False)
         pytest.skip(f"{message}; install Node 18+ to run this check")
     node, npm = tools
     _install(npm)
+    return node
+
+
+def test_sdl_composes_with_apollo_composition_without_errors_or_hints() -> None:
+    node = node_with_packages("compose the SDL with @apollo/composition")
 
     done = subprocess.run(
         [node, "compose.mjs", "runql"],

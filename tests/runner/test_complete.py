@@ -235,15 +235,23 @@ async def test_batch_over_the_limit_is_refused_as_a_whole(
 async def test_malformed_job_id_is_answered_on_its_item(
     factory: Factory, gql: GraphQLClient
 ) -> None:
-    alice, _, _ = await _setup(factory, replicas=1)
+    """Not a top-level error: the items around it apply (docs/runner.md, docs/limits.md)."""
+    alice, _, _ = await _setup(factory, replicas=2)
+    first, second = await claim(gql, alice.token, limit=2)
+    malformed = {"jobId": "abc", "claimToken": "t", "status": "DONE"}
     body = await gql(
         COMPLETE,
-        {"input": {"completions": [{"jobId": "abc", "claimToken": "t", "status": "DONE"}]}},
+        {"input": {"completions": [completion(first), malformed, completion(second)]}},
         token=alice.token,
     )
-    (result,) = body["data"]["completeJobs"]["results"]
+
+    assert "errors" not in body
+    before, result, after = body["data"]["completeJobs"]["results"]
+    assert result["jobId"] == "abc"
     assert result["error"]["code"] == "BAD_USER_INPUT"
-    assert result["error"]["message"].startswith("completions[0].jobId")
+    assert result["error"]["message"].startswith("completions[1].jobId")
+    assert (before["error"], before["job"]["status"]) == (None, "DONE")
+    assert (after["error"], after["job"]["status"]) == (None, "DONE")
 
 
 async def test_complete_statements_do_not_grow_with_the_batch(

@@ -306,3 +306,21 @@ async def test_app_lifespan_starts_and_stops_the_sweeper(db: Database, settings:
     async with off.router.lifespan_context(off):
         assert not off.state.lease_sweeper.running
     assert not app.state.lease_sweeper.running
+
+
+async def test_a_malformed_job_id_is_answered_on_its_lease_alone(
+    factory: Factory, gql: GraphQLClient
+) -> None:
+    """Not a top-level error: the other leases are renewed (docs/runner.md)."""
+    alice, project = await _alice(factory)
+    await factory.run(project, alice, jobs=[JobDefinition("a")])
+    (held,) = await claim(gql, alice.token, limit=1)
+    malformed = {"job": {"id": "4x2"}, "claimToken": "x"}
+
+    renewed, refused = await renew(gql, alice.token, [held, malformed])
+
+    assert (renewed["error"], renewed["mustStop"]) == (None, False)
+    assert refused["jobId"] == "4x2"
+    assert refused["error"]["code"] == "BAD_USER_INPUT"
+    assert refused["error"]["message"].startswith("leases[1].jobId"), refused
+    assert refused["mustStop"] is True
