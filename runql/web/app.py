@@ -32,8 +32,8 @@ from runql.tasks.event_listener import EventListener
 from runql.tasks.event_pruner import EventPruner
 from runql.tasks.lease_sweeper import LeaseSweeper
 from runql.web import graphiql
-from runql.web.ui import ui_routes
 from runql.web.graphql_view import RunqlGraphQL
+from runql.web.ui import ui_routes
 
 
 def create_app(

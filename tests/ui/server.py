@@ -28,6 +28,7 @@ from tests.conftest import _create_postgres_database, _drop_postgres_database
 from tests.processes import free_port
 
 T = TypeVar("T")
+SERVE = [sys.executable, "-m", "runql.cli", "serve", "--workers", "1"]
 STARTUP_SECONDS = 30.0
 LAUNCH_ARGS = [
     "--headless",
@@ -103,8 +104,7 @@ class Server:
     def start(self) -> None:
         with self.log.open("ab") as sink:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "runql.cli", "serve", "--workers", "1"]
-                + ["--port", str(self.port)],
+                [*SERVE, "--port", str(self.port)],
                 env=self.env,
                 stdout=sink,
                 stderr=sink,

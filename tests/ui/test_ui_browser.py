@@ -7,7 +7,8 @@ its status without a reload; a run submitted by another client appears within 2 
 then watch); and when the server restarts the page says "reconnecting" and comes back live
 without losing what happened meanwhile.
 
-``RUNQL_UI_SCREENSHOT=docs/ui-runs.png`` also saves the runs page (the picture in docs/).
+``RUNQL_UI_SCREENSHOT=docs/ui-runs.png`` also saves the runs page there, and a run's page
+next to it (``docs/ui-runs-run.png``): the pictures in docs/ui.md.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ TIMEOUT_MS = 30_000
 ALICE = DEMO_USERS["alice"][0]
 ROWS = "table.grid tbody tr[data-run-id]"
 SUBMIT = """mutation($input: SubmitRunInput!) { submitRun(input: $input) { run { id name } } }"""
+RETRIED = """{ runs(filter: {nameContains: "bert-01"}) {
+  edges { node { id jobs { submissionNum } } } } }"""
 RUNS = """query($filter: RunFilter) { runs(first: 20, filter: $filter) {
   edges { node { id name viewerCanStop } } } }"""
 
@@ -72,7 +75,9 @@ def page(server: Server, tmp_path: Path) -> Iterator[Any]:
             context.set_default_timeout(TIMEOUT_MS)
             context.route(
                 "**/*",
-                lambda r: r.continue_() if urlsplit(r.request.url).port == server.port else r.abort(),
+                lambda r: (
+                    r.continue_() if urlsplit(r.request.url).port == server.port else r.abort()
+                ),
             )
             page = context.new_page()
             page.on("pageerror", lambda err: errors.append(str(err)))
@@ -82,6 +87,15 @@ def page(server: Server, tmp_path: Path) -> Iterator[Any]:
         finally:
             context.close()
     assert errors == [], errors
+
+
+def _only_runql(route: Any, server: Server, errors: list[str]) -> None:
+    """Let requests to runql through; abort (and report) any other host's."""
+    if urlsplit(route.request.url).netloc == urlsplit(server.url).netloc:
+        route.continue_()
+    else:
+        errors.append(f"request that left runql: {route.request.url}")
+        route.abort()
 
 
 def _console_error(message: Any, errors: list[str]) -> None:
@@ -135,6 +149,7 @@ def test_runs_page_lists_stops_and_follows_live(server: Server, page: Any) -> No
     assert sent == ["Runs"], "the first load must be one request, none per run"
     assert page.evaluate("sessionStorage.getItem('runql.token')") == ALICE
     if os.environ.get("RUNQL_UI_SCREENSHOT"):
+        page.mouse.move(0, 0)  # no row under the pointer
         page.screenshot(path=os.environ["RUNQL_UI_SCREENSHOT"])
 
     # Open a running run the viewer may stop; the spec is read only when opened.
@@ -157,14 +172,28 @@ def test_runs_page_lists_stops_and_follows_live(server: Server, page: Any) -> No
     assert page.evaluate("window.notReloaded") is True
     assert sent == ["Run", "RunSpec", "StopRuns"]
 
+    # A job's retry history is read on demand, one request for that job.
+    retried = server.graphql(ALICE, RETRIED)["runs"]["edges"][0]["node"]
+    tries = retried["jobs"][0]["submissionNum"] + 1  # 0 for the first try
+    assert tries > 1
+    page.evaluate(f"location.hash = '#/runs/{retried['id']}'")  # off the first page now
+    page.click(f"button.link:text('{tries} tries')")
+    page.wait_for_selector("tr.history[data-submission]")
+    assert page.locator("tr.history[data-submission]").count() == tries
+    if os.environ.get("RUNQL_UI_SCREENSHOT"):
+        page.screenshot(path=os.environ["RUNQL_UI_SCREENSHOT"].replace(".png", "-run.png"))
+    assert sent == ["Run", "RunSpec", "StopRuns", "Run", "JobHistory"]
+
     # Back on the list (kept live underneath), the stopped run shows its new status, and a
     # run submitted by another client appears within 2 s, with no request from the page.
     page.click("a.back")
     row = f"{ROWS}[data-run-id='{run['id']}']"
     assert page.get_attribute(row, "data-status") in {"TERMINATING", "TERMINATED"}
     submit_run(server, "from-another-client")
-    page.wait_for_selector(f"{ROWS}:first-child td.name a:text('from-another-client')", timeout=2000)
-    assert sent == ["Run", "RunSpec", "StopRuns"]
+    page.wait_for_selector(
+        f"{ROWS}:first-child td.name a:text('from-another-client')", timeout=2000
+    )
+    assert sent == ["Run", "RunSpec", "StopRuns", "Run", "JobHistory"]
 
 
 def test_page_recovers_when_the_server_restarts(server: Server, page: Any) -> None:

@@ -51,9 +51,7 @@ def _spreads(node: object) -> set[str]:
 @functools.cache
 def _fragments() -> dict[str, FragmentDefinitionNode]:
     document = parse((OPERATIONS_DIR / FRAGMENTS_FILE).read_text(encoding="utf-8"))
-    return {
-        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
-    }
+    return {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
 
 
 def _complete(operation: OperationDefinitionNode) -> str:

@@ -138,14 +138,12 @@ export class RunView {
     const k = key(job);
     const shown = this.history.get(k);
     const rows = [h("tr", { dataset: { jobId: job.id } }, jobCells(job),
-      h("td", {}, job.submissionNum > 1
+      h("td", {}, job.submissionNum > 0
         ? h("button", { type: "button", class: "link", onclick: () => this.toggleHistory(job) },
-          this.history.has(k) ? "hide tries" : `${job.submissionNum} tries`)
+          this.history.has(k) ? "hide tries" : `${job.submissionNum + 1} tries`)
         : null))];
-    if (this.history.has(k)) {
-      rows.push(h("tr", { class: "history" }, h("td", { colspan: 10 }, shown === null ? "Loading…" :
-        h("table", { class: "grid inner" }, h("tbody", {}, shown.map((s) => h("tr", {}, jobCells(s))))))));
-    }
+    if (shown === null) rows.push(h("tr", { class: "history" }, h("td", { colspan: 10 }, "Loading…")));
+    else if (shown) rows.push(...shown.map((s) => h("tr", { class: "history", dataset: { submission: s.id } }, jobCells(s), h("td"))));
     return rows;
   }
 
@@ -162,7 +160,7 @@ function jobCells(job) {
   const message = [job.terminationReason, job.terminationMessage].filter(Boolean).join(": ");
   return [
     h("td", { class: "name" }, job.name), h("td", { class: "num" }, String(job.replicaNum)),
-    h("td", { class: "num" }, `#${job.submissionNum}`), h("td", {}, badge(job.status)),
+    h("td", { class: "num" }, `#${job.submissionNum + 1}`), h("td", {}, badge(job.status)),
     h("td", {}, job.runnerName ?? ""), h("td", { class: "num" }, job.exitStatus ?? ""),
     h("td", {}, when(job.startedAt)), h("td", { class: "num" }, job.startedAt ? duration(job.startedAt, job.finishedAt) : ""),
     h("td", { class: "message" }, message),
