@@ -13,6 +13,7 @@ next to it (``docs/ui-runs-run.png``): the pictures in docs/ui.md.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -98,6 +99,16 @@ def _only_runql(route: Any, server: Server, errors: list[str]) -> None:
         route.abort()
 
 
+def _with_unknown_run(route: Any) -> None:
+    """StopRuns as the page sent it, plus a run id that does not exist."""
+    body = route.request.post_data_json or {}
+    if body.get("operationName") != "StopRuns":
+        route.fallback()
+        return
+    body["variables"]["ids"].append("999999")
+    route.fallback(post_data=json.dumps(body))
+
+
 def _console_error(message: Any, errors: list[str]) -> None:
     """Console errors, except the browser's own line for the refused token's 401."""
     if message.type == "error" and "status of 401" not in message.text:
@@ -165,9 +176,14 @@ def test_runs_page_lists_stops_and_follows_live(server: Server, page: Any) -> No
     page.wait_for_selector(".spec-box pre:has-text('description')")
     assert sent == ["Run", "RunSpec"]
 
-    # Stop it from the UI: the status changes in place, with the per-run result shown.
+    # Stop it from the UI: the status changes in place, with the per-run results shown. The
+    # request also names a run that does not exist (added on its way to the server), so
+    # the server's per-run refusal shows too.
+    page.route("**/graphql", _with_unknown_run)
     page.click("button.act-stop")
-    page.wait_for_selector(".notices :text('Stop: 1 of 1 applied.')")
+    page.wait_for_selector(".notices :text('Stop: 1 of 2 applied.')")
+    assert "run 999999 NOT_FOUND" in page.inner_text(".notices li")
+    page.unroute("**/graphql", _with_unknown_run)
     page.wait_for_selector(".run-head h1 :is(.s-terminating, .s-terminated)")
     assert page.evaluate("window.notReloaded") is True
     assert sent == ["Run", "RunSpec", "StopRuns"]
