@@ -109,6 +109,15 @@ def _with_unknown_run(route: Any) -> None:
     route.fallback(post_data=json.dumps(body))
 
 
+def _wait_for_rows(page: Any, condition: str) -> None:
+    """Wait until ``condition`` holds of ``rows``, the list's rows (their data-* say what
+    they show)."""
+    page.wait_for_function(
+        f"() => {{ const rows = [...document.querySelectorAll('{ROWS}')]"
+        f".map(r => r.dataset); return {condition}; }}"
+    )
+
+
 def _console_error(message: Any, errors: list[str]) -> None:
     """Console errors, except the browser's own line for the refused token's 401."""
     if message.type == "error" and "status of 401" not in message.text:
@@ -233,3 +242,31 @@ def test_page_recovers_when_the_server_restarts(server: Server, page: Any) -> No
     assert page.evaluate("window.notReloaded") is True
     # The browser logs each refused connection while the server was down: expected here.
     page.errors[:] = [e for e in page.errors if "ERR_CONNECTION_REFUSED" not in e]
+
+
+def test_filters_search_and_paging_each_read_one_page(server: Server, page: Any) -> None:
+    sign_in(page, server, DEMO_USERS["admin"][0])  # sees all 30 demo runs: two pages
+    page.wait_for_selector(ROWS)
+    sent = graphql_posts(page)
+    names = lambda: page.eval_on_selector_all(  # noqa: E731
+        f"{ROWS} td.name a", "links => links.map(a => a.textContent)"
+    )
+    first = names()
+    assert len(first) == 20
+
+    page.click(".pager button:text('Older')")
+    page.wait_for_function("() => !document.querySelector('.pager button').disabled")
+    older = names()
+    assert len(older) == 10 and not set(older) & set(first)
+    page.click(".pager button:text('Newer')")
+    page.wait_for_function("() => document.querySelector('.pager button').disabled")
+    assert names() == first
+
+    page.select_option("select[aria-label=Project]", "infra")
+    _wait_for_rows(page, "rows.length === 10 && rows.every(r => r.project === 'infra')")
+    page.select_option("select[aria-label=Status]", "DONE")
+    _wait_for_rows(page, "rows.length > 0 && rows.every(r => r.status === 'DONE')")
+    page.select_option("select[aria-label=Status]", "")
+    page.fill("input[type=search]", "etl")
+    _wait_for_rows(page, "rows.length === 2 && rows.every(r => r.name.startsWith('etl'))")
+    assert sent == ["Runs"] * 6

@@ -162,7 +162,7 @@ export class RunsView {
   row(run) {
     const check = h("input", { type: "checkbox", "aria-label": `Select ${run.name}`, checked: this.selected.has(run.id),
       onchange: (e) => { e.target.checked ? this.selected.add(run.id) : this.selected.delete(run.id); this.render(); } });
-    return h("tr", { dataset: { runId: run.id, status: run.status } },
+    return h("tr", { dataset: { runId: run.id, name: run.name, status: run.status, project: run.project.name } },
       h("td", { class: "check" }, check),
       h("td", { class: "name" }, h("a", { href: `#/runs/${run.id}` }, run.name),
         this.filters.project ? null : h("small", {}, run.project.name)),
