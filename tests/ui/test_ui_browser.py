@@ -209,6 +209,22 @@ def test_runs_page_lists_stops_and_follows_live(server: Server, page: Any) -> No
         page.screenshot(path=os.environ["RUNQL_UI_SCREENSHOT"].replace(".png", "-run.png"))
     assert sent == ["Run", "RunSpec", "StopRuns", "Run", "JobHistory"]
 
+    # A DAG run's page lists its jobs in dependency order, each with what it waits for.
+    dag = server.graphql(ALICE, RETRIED.replace("bert-01", "resnet-00"))["runs"]["edges"][0]
+    page.evaluate(f"location.hash = '#/runs/{dag['node']['id']}'")
+    page.wait_for_selector(".order li >> nth=2")
+    steps = page.eval_on_selector_all(
+        ".order li",
+        """items => items.map(li => [li.querySelector('b').textContent,
+            li.querySelector('.muted')?.textContent.trim() ?? '',
+            li.querySelectorAll('.status').length])""",
+    )
+    assert steps == [
+        ["prepare", "", 1],
+        ["train", "after prepare", 2],
+        ["evaluate", "after train", 1],
+    ]
+
     # Back on the list (kept live underneath), the stopped run shows its new status, and a
     # run submitted by another client appears within 2 s, with no request from the page.
     page.click("a.back")
@@ -218,7 +234,7 @@ def test_runs_page_lists_stops_and_follows_live(server: Server, page: Any) -> No
     page.wait_for_selector(
         f"{ROWS}:first-child td.name a:text('from-another-client')", timeout=2000
     )
-    assert sent == ["Run", "RunSpec", "StopRuns", "Run", "JobHistory"]
+    assert sent == ["Run", "RunSpec", "StopRuns", "Run", "JobHistory", "Run"]
 
 
 def test_page_recovers_when_the_server_restarts(server: Server, page: Any) -> None:

@@ -29,7 +29,7 @@ export class RunView {
       h("table", { class: "grid" }, h("thead", {}, h("tr", {},
         ["Job", "Replica", "Try", "Status", "Runner", "Exit", "Started", "Duration", "Message", ""].map((t) => h("th", {}, t)))),
       this.jobsBody),
-      h("h2", {}, "Order"), h("p", { class: "muted" }, "Logical jobs in the order they were submitted, each with its replicas."),
+      h("h2", {}, "DAG"), h("p", { class: "muted" }, "Jobs in dependency order, each with its replicas' status."),
       this.order, details);
   }
 
@@ -65,7 +65,7 @@ export class RunView {
     if (job) {
       const i = this.jobs.findIndex((j) => key(j) === key(job));
       if (i < 0) this.jobs.push(job);
-      else if (job.submissionNum >= this.jobs[i].submissionNum) this.jobs[i] = job;
+      else if (job.submissionNum >= this.jobs[i].submissionNum) this.jobs[i] = { ...this.jobs[i], ...job };
       this.history.delete(key(job));
     }
     if (event.kind === "RUN_DELETED") this.notice.replaceChildren(h("div", { class: "notice warn" }, "This run was deleted."));
@@ -127,11 +127,10 @@ export class RunView {
     this.actions.refresh();
     const jobs = [...this.jobs].sort(byOrder);
     this.jobsBody.replaceChildren(...jobs.flatMap((job) => this.jobRows(job)));
-    const logical = new Map();
-    for (const job of jobs) logical.set(job.jobNum, [...(logical.get(job.jobNum) ?? []), job]);
-    this.order.replaceChildren(...[...logical.values()].map((replicas) =>
-      h("li", {}, h("b", {}, replicas[0].name), replicas.length > 1 ? ` ×${replicas.length} ` : " ",
-        replicas.map((j) => badge(j.status)))));
+    this.order.replaceChildren(...dagOrder(jobs).map((replicas) =>
+      h("li", {}, h("b", {}, replicas[0].name), replicas.length > 1 ? ` ×${replicas.length}` : "",
+        replicas[0].dependsOn?.length ? h("span", { class: "muted" }, ` after ${replicas[0].dependsOn.join(", ")}`) : "",
+        " ", replicas.map((j) => badge(j.status)))));
   }
 
   jobRows(job) {
@@ -150,6 +149,22 @@ export class RunView {
   destroy() {
     this.unsubscribe?.();
   }
+}
+
+/** Logical jobs (each a list of its replicas) in dependency order, ties in job order. */
+function dagOrder(jobs) {
+  const logical = new Map();
+  for (const job of jobs) logical.set(job.name, [...(logical.get(job.name) ?? []), job]);
+  const done = new Set();
+  const order = [];
+  while (order.length < logical.size) {
+    const ready = [...logical.values()].find((r) => !done.has(r[0].name) &&
+      (r[0].dependsOn ?? []).every((name) => done.has(name) || !logical.has(name)));
+    const next = ready ?? [...logical.values()].find((r) => !done.has(r[0].name)); // never a cycle; be safe
+    done.add(next[0].name);
+    order.push(next);
+  }
+  return order;
 }
 
 function fact(label, value) {
