@@ -76,8 +76,8 @@ export class Live {
       case "error":
         this.fail(message.id, message.payload[0]);
         break;
-      case "complete":
-        this.subs.delete(message.id);
+      case "complete": // the server ended a stream we still want: say so, the owner resumes
+        if (sub) this.fail(message.id, { message: "subscription ended", extensions: { code: "COMPLETE" } });
         break;
     }
   }
