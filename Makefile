@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## also GraphiQL's assets from npm (pinned, verified); no-op when present or no npm
 	$(BIN)/python scripts/fetch_graphiql_assets.py
 
-run: install ## migrate ./runql.db, load demo data if empty, serve http://127.0.0.1:8000/graphql
+run: install ## migrate ./runql.db, load demo data if empty, serve http://127.0.0.1:8000/ui and /graphql
 	$(BIN)/runql migrate
 	$(BIN)/runql demo --if-empty
 	$(BIN)/runql serve

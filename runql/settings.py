@@ -63,6 +63,7 @@ class Settings:
     #: Processes ``runql serve`` starts; 0: one per core (see ``worker_count``).
     workers: int = 0
     graphiql: bool = True
+    ui: bool = True
     introspection: bool = True
     cors_origins: tuple[str, ...] = ()
     log_level: str = "INFO"
@@ -178,6 +179,7 @@ FIELD_DOCS: dict[str, str] = {
     "workers": "Processes `runql serve` starts (`--workers` wins); 0: one per core. They share "
     "the port, the database and `RUNQL_DB_POOL_SIZE`.",
     "graphiql": "Serve GraphiQL at `GET /graphql` for browsers.",
+    "ui": "Serve the web UI (the runs page) at `GET /ui`; see docs/ui.md.",
     "introspection": "Answer `__schema`/`__type` queries (GraphiQL's docs pane needs it); "
     "federation's `_service { sdl }` works either way.",
     "cors_origins": "Comma-separated origins allowed to call the API from a browser "

@@ -74,6 +74,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     # database pool (runql.web.app.create_worker_app).
     os.environ["RUNQL_WORKERS"] = str(workers)
     print(f"runql: GraphiQL and API at http://{host}:{port}/graphql ({workers} worker(s))")
+    if settings.ui:
+        print(f"runql: the runs page at http://{host}:{port}/ui")
     # WebSocket messages are held to max_body_bytes by runql (a GraphQL error); the frame
     # cap is the hard stop past which uvicorn closes the socket without reading on.
     serve(

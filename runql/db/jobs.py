@@ -27,7 +27,14 @@ from sqlalchemy.orm import aliased
 from runql.db.dialect import dialect_of
 from runql.db.enums import JobStatus
 from runql.db.key_lists import in_list, key_params, key_table
-from runql.db.models import HEAVY_JOB_COLUMNS, Job, LogicalJob, Run, submission_of
+from runql.db.models import (
+    HEAVY_JOB_COLUMNS,
+    Job,
+    JobDependency,
+    LogicalJob,
+    Run,
+    submission_of,
+)
 from runql.db.visibility import Viewer, visible_projects
 
 #: ``(run_id, replica_num, job_num)``
@@ -260,6 +267,32 @@ async def job_counts(
     for run_id, status, count in await session.execute(stmt):
         counts[run_id][JobStatus(status)] = count
     return counts
+
+
+async def upstream_names(
+    session: AsyncSession, run_ids: Sequence[int]
+) -> dict[int, dict[int, list[str]]]:
+    """Per run, per ``job_num``: the names of the jobs it waits for, in job order. One
+    statement for a page of runs (names come from each upstream job's replica 0)."""
+    upstream: dict[int, dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
+    if not run_ids:
+        return upstream
+    stmt = (
+        select(JobDependency.run_id, JobDependency.job_num, LogicalJob.name)
+        .join(
+            LogicalJob,
+            and_(
+                LogicalJob.run_id == JobDependency.run_id,
+                LogicalJob.job_num == JobDependency.depends_on_job_num,
+                LogicalJob.replica_num == 0,
+            ),
+        )
+        .where(in_list(JobDependency.run_id, dialect_of(session), values=run_ids))
+        .order_by(JobDependency.run_id, JobDependency.job_num, JobDependency.depends_on_job_num)
+    )
+    for run_id, job_num, name in await session.execute(stmt):
+        upstream[run_id][job_num].append(name)
+    return upstream
 
 
 async def jobs_by_ids(session: AsyncSession, viewer: Viewer, ids: Sequence[int]) -> dict[int, Job]:

@@ -38,5 +38,10 @@ async def job_submissions(ctx: Context, job: AnyJob, first: int) -> list[JobRow]
     return jobs
 
 
+async def job_depends_on(ctx: Context, job: AnyJob) -> list[str]:
+    upstream: dict[int, list[str]] = await ctx.loaders.upstream_names_by_run.load(job.run_id)
+    return upstream.get(job.job_num, [])
+
+
 async def job_column(ctx: Context, job: AnyJob, column: str) -> Any:
     return await ctx.loaders.job_column_by_id.load((job.id, column))

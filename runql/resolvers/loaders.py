@@ -188,6 +188,16 @@ class JobCountsByRunLoader(_DbLoader):
         return [counts.get(run_id, {}) for run_id in run_ids]
 
 
+class UpstreamNamesByRunLoader(_DbLoader):
+    """Per run, ``job_num`` -> the names of the jobs it waits for (``Job.dependsOn``);
+    reached only through visible jobs, so it reads no visibility itself."""
+
+    async def batch_load_fn(self, run_ids: Sequence[int]) -> list[dict[int, list[str]]]:
+        async with self.db.read() as session:
+            upstream = await job_queries.upstream_names(session, run_ids)
+        return [dict(upstream.get(run_id, {})) for run_id in run_ids]
+
+
 #: ``(run_id, replica_num, job_num, first)``
 SubmissionsKey = tuple[int, int, int, int]
 
@@ -287,6 +297,10 @@ class Loaders:
     @functools.cached_property
     def job_counts_by_run(self) -> JobCountsByRunLoader:
         return JobCountsByRunLoader(self._db, self._viewer)
+
+    @functools.cached_property
+    def upstream_names_by_run(self) -> UpstreamNamesByRunLoader:
+        return UpstreamNamesByRunLoader(self._db, self._viewer)
 
     @functools.cached_property
     def submissions_by_logical_job(self) -> SubmissionsByLogicalJobLoader:

@@ -240,6 +240,15 @@ class Job:
     ) -> list[Job]:
         return await job_resolvers.job_submissions(info.context, root, first)  # type: ignore[return-value]
 
+    @strawberry.field(
+        description=(
+            "Names of the jobs this one waits for (every replica of each), in the order "
+            "they were submitted: the run's DAG."
+        )
+    )
+    async def depends_on(self, root: strawberry.Parent[AnyJob], info: Info) -> list[str]:
+        return await job_resolvers.job_depends_on(info.context, root)
+
     @strawberry.field(description="The job's configuration (heavy: loaded on demand).")
     async def spec(self, root: strawberry.Parent[AnyJob], info: Info) -> JSON:
         return await job_resolvers.job_column(info.context, root, "spec")

@@ -1,4 +1,5 @@
-"""The Starlette application: ``/graphql`` (GraphiQL, HTTP, websockets), health checks,
+"""The Starlette application: ``/graphql`` (GraphiQL, HTTP, websockets), the web UI at
+``/ui`` (``runql.web.ui``), health checks,
 Prometheus metrics (``/metrics``, ``runql.observe.metrics``) and OpenTelemetry traces
 (``runql.observe.tracing``)."""
 
@@ -32,6 +33,7 @@ from runql.tasks.event_pruner import EventPruner
 from runql.tasks.lease_sweeper import LeaseSweeper
 from runql.web import graphiql
 from runql.web.graphql_view import RunqlGraphQL
+from runql.web.ui import ui_routes
 
 
 def create_app(
@@ -121,6 +123,7 @@ def create_app(
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             *_graphiql_routes(settings),
+            *ui_routes(settings, schema._schema),
             *_metrics_routes(settings, app_metrics),
         ],
         lifespan=lifespan,
