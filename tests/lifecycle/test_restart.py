@@ -6,17 +6,32 @@ stops and completions without deadlock (PostgreSQL)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 import pytest
 from sqlalchemy import select, update
 
 from runql.db.engine import Database
-from runql.db.enums import EventKind, JobStatus, MemberRole, RunStatus
+from runql.db.enums import (
+    CompletionStatus,
+    EventKind,
+    JobStatus,
+    MemberRole,
+    RestartScope,
+    RunStatus,
+)
 from runql.db.lifecycle import JobDefinition, insert_run
 from runql.db.models import Event, Job, LogicalJob, Run
+from runql.db.visibility import Viewer
+from runql.resolvers import restart as restart_resolvers
+from runql.resolvers import runner
+from runql.resolvers.context import Context
+from runql.resolvers.lifecycle import RunAnswer
+from runql.settings import Settings
 from tests.factories import Factory, GraphQLClient, ProjectHandle, UserHandle
 from tests.runner.helpers import claim, complete, completion, renew
+from tests.runner.test_lock_order import Race
 
 RESTART = """
 mutation Restart($input: RestartRunsInput!) {
@@ -438,3 +453,87 @@ async def test_restarting_500_runs_costs_the_statements_of_restarting_5(
         assert added is not None
 
     assert counts[0] == counts[1], counts
+
+
+# --- races (PostgreSQL: row locks; SQLite: one writer at a time) -----------------------
+
+
+def _restart_call(race: Race, run_ids: list[int]) -> Awaitable[list[RunAnswer]]:
+    ids = [str(i) for i in run_ids]
+    return restart_resolvers.restart_runs(
+        race.ctx, run_ids=ids, project=None, names=None, scope=RestartScope.FAILED
+    )
+
+
+def _codes(answers: list[Any], key: str) -> dict[str, list[str | None]]:
+    """Error codes (None: applied) per item key (``run_id`` / ``job_id``)."""
+    found: dict[str, list[str | None]] = {}
+    for answer in answers:
+        found.setdefault(getattr(answer, key), []).append(answer.error and answer.error.code)
+    return found
+
+
+def _all_codes(answers: list[Any]) -> set[str | None]:
+    return {answer.error and answer.error.code for answer in answers}
+
+
+async def test_restarts_racing_stops_completions_and_renewals_never_deadlock(
+    db: Database, factory: Factory, settings: Settings
+) -> None:
+    """Two restarts of three runs (listed in opposite orders), a stop, completions that
+    end the third run, renewals of its jobs and a stale completion of the old attempt,
+    all at once. Every writer locks runs before jobs in id order, so no round deadlocks:
+    40 rounds catch a lock-order bug that deadlocks one round in six with a chance of
+    about 999 in 1,000. The final state must be what the answers say."""
+    user = await factory.user()
+    project = await factory.project(members=[(user, MemberRole.USER)])
+    ctx = Context(db=db, settings=settings, viewer_or_none=Viewer(user.id, user.name, False))
+    race = Race(db, ctx, project)
+    jobs = [JobDefinition("a", replicas=4), JobDefinition("b", replicas=2, depends_on=("a",))]
+    for _ in race.rounds(40):
+        kept_failed, stopped, running = await race.runs(jobs, 3)
+        claims = await race.claim_all()
+        await race.complete(claims[kept_failed] + claims[stopped], CompletionStatus.FAILED)
+        leases = [runner.Lease(str(c.job.id), c.token) for c in claims[running]]
+
+        answers = await race.gather(
+            _restart_call(race, [kept_failed, stopped, running]),
+            _restart_call(race, [running, stopped, kept_failed]),
+            race.stop([stopped, running]),
+            race.complete(claims[running], CompletionStatus.FAILED),
+            race.renew(leases),
+            race.complete(claims[kept_failed], CompletionStatus.FAILED),
+        )
+
+        restarts = _codes(answers[0] + answers[1], "run_id")
+        stops = _codes(answers[2], "run_id")
+        assert _all_codes(answers[3]) == {None}  # the running run's end always applies
+        # Renewed before the completion; after it finished (or was restarted), refused.
+        assert _all_codes(answers[4]) <= {None, "INVALID_STATE", "STALE_CLAIM"}
+        # Before the restart a repeat, answered; after it, stale.
+        assert _all_codes(answers[5]) <= {None, "STALE_CLAIM"}
+        for run_id in (kept_failed, stopped, running):
+            applied = restarts[str(run_id)].count(None)
+            assert set(restarts[str(run_id)]) <= {None, "INVALID_STATE"}
+            run = await race.run(run_id)
+            rows = await race.jobs(run_id)
+            await _pointers_in_step(db, run_id)
+            # Each restart re-ran every logical job (all failed, aborted or stopped).
+            per_job: dict[tuple[int, int], list[Job]] = {}
+            for job in rows:
+                per_job.setdefault((job.job_num, job.replica_num), []).append(job)
+            assert run.attempt == applied
+            assert {len(subs) for subs in per_job.values()} == {1 + applied}
+            latest = {subs[-1].status for subs in per_job.values()}
+            if run.status == RunStatus.SUBMITTED:
+                assert latest == {JobStatus.SUBMITTED, JobStatus.BLOCKED}
+            else:
+                assert not latest & {JobStatus.SUBMITTED, JobStatus.BLOCKED, JobStatus.RUNNING}
+        assert (await race.run(kept_failed)).attempt == 1  # nobody stops it: one restart
+        # The stop applies only to a restarted run (it was FAILED before), and a second
+        # restart only after that stop.
+        stop_applied = stops[str(stopped)] == [None]
+        attempt = (await race.run(stopped)).attempt
+        assert attempt == 1 + stop_applied or (stop_applied and attempt == 1)
+        if attempt == 1 and stop_applied:
+            assert (await race.run(stopped)).status == RunStatus.TERMINATED
