@@ -21,7 +21,6 @@ from runql.db.lifecycle import JobDefinition, insert_run
 from runql.db.models import Job, LogicalJob, Member, Run
 from runql.db.types import utcnow
 
-
 #: The reason a job submission that ended in a status comes with.
 JOB_REASONS = {
     JobStatus.DONE: TerminationReason.DONE_BY_RUNNER,
@@ -174,7 +173,9 @@ class Factory:
             await session.execute(
                 update(Run)
                 .where(Run.id == run_id)
-                .values(status=status, termination_reason=RUN_REASONS[status].value, finished_at=now)
+                .values(
+                    status=status, termination_reason=RUN_REASONS[status].value, finished_at=now
+                )
             )
         return run_id
 

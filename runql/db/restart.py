@@ -83,10 +83,9 @@ def _rerun(lj: Any, scope: RestartScope) -> Any:
     if scope == RestartScope.ALL:
         return literal(True)
     latest, is_latest = _latest_of(lj)
-    return (
-        select(latest.c.status).where(is_latest).correlate(lj).scalar_subquery()
-        != literal_column("'DONE'")
-    )
+    return select(latest.c.status).where(is_latest).correlate(
+        lj
+    ).scalar_subquery() != literal_column("'DONE'")
 
 
 @functools.cache
@@ -106,7 +105,7 @@ def _insert_statement(scope: RestartScope) -> Any:
         )
         .where(dep.run_id == lj.c.run_id, dep.job_num == lj.c.job_num, _rerun(upstream, scope))
     ).correlate(lj)
-    run_ids = bindparam("run_ids", expanding=True)
+    run_ids: Any = bindparam("run_ids", expanding=True)
     chosen = (
         select(
             lj.c.run_id,
@@ -142,11 +141,7 @@ def _insert_statement(scope: RestartScope) -> Any:
         "submitted_at",
         "spec",
     ]
-    return (
-        insert(JOBS_TABLE)
-        .from_select(columns, chosen)
-        .returning(JOBS_TABLE.c.id)
-    )
+    return insert(JOBS_TABLE).from_select(columns, chosen).returning(JOBS_TABLE.c.id)
 
 
 @functools.cache

@@ -26,9 +26,7 @@ def upgrade() -> None:
     with op.batch_alter_table("runs") as batch:
         batch.add_column(sa.Column("restarted_by", sa.String(length=64), nullable=True))
     with op.batch_alter_table("logical_jobs") as batch:
-        batch.add_column(
-            sa.Column("retry_base", sa.Integer(), nullable=False, server_default="0")
-        )
+        batch.add_column(sa.Column("retry_base", sa.Integer(), nullable=False, server_default="0"))
 
 
 def downgrade() -> None:
