@@ -118,9 +118,14 @@ def _check(results: list[dict[str, Any]], expected: int) -> None:
         raise RuntimeError(f"restartRuns answered {len(results)} items for {expected} runs")
     for item in results:
         run = item["run"]
-        if item["error"] is not None or run is None or (run["status"], run["attempt"]) != (
-            "SUBMITTED",
-            1,
+        if (
+            item["error"] is not None
+            or run is None
+            or (run["status"], run["attempt"])
+            != (
+                "SUBMITTED",
+                1,
+            )
         ):
             raise RuntimeError(f"restartRuns item not restarted: {item}")
 
