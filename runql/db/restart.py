@@ -50,7 +50,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from runql.db.enums import EventKind, JobStatus, RestartScope, RunStatus
+from runql.db.enums import FINISHED_RUN_STATUSES, EventKind, JobStatus, RestartScope, RunStatus
 from runql.db.events import EventBatch
 from runql.db.job_effects import JOBS_TABLE
 from runql.db.lifecycle import LockedRuns, RunOutcome
@@ -60,7 +60,7 @@ from runql.db.visibility import Viewer
 from runql.error_codes import ErrorCode
 
 #: Run statuses a restart accepts (the final ones).
-RESTARTABLE = frozenset({RunStatus.DONE, RunStatus.FAILED, RunStatus.TERMINATED})
+RESTARTABLE = FINISHED_RUN_STATUSES
 
 _LOGICAL = cast(Table, LogicalJob.__table__)
 _RUNS = cast(Table, Run.__table__)
