@@ -91,7 +91,7 @@ def _rerun(lj: Any, scope: RestartScope) -> Any:
 @functools.cache
 def _insert_statement(scope: RestartScope) -> Any:
     """One INSERT ... SELECT: the new submission of every re-run logical job of the runs
-    ``:run_ids``; returns the new rows' ids."""
+    ``:run_ids``; returns the new rows' ids and runs."""
     lj = _LOGICAL.alias("lj")
     latest, is_latest = _latest_of(lj)
     dep = aliased(JobDependency)
@@ -141,7 +141,11 @@ def _insert_statement(scope: RestartScope) -> Any:
         "submitted_at",
         "spec",
     ]
-    return insert(JOBS_TABLE).from_select(columns, chosen).returning(JOBS_TABLE.c.id)
+    return (
+        insert(JOBS_TABLE)
+        .from_select(columns, chosen)
+        .returning(JOBS_TABLE.c.id, JOBS_TABLE.c.run_id)
+    )
 
 
 @functools.cache
@@ -189,7 +193,7 @@ async def restart_runs(
     """Restart the ``locked`` runs the viewer may manage; an outcome per locked run id.
 
     Refused: ``FORBIDDEN`` (the stop/delete rule), ``INVALID_STATE`` (the run is not
-    final, or under scope ``FAILED`` it is ``DONE``: nothing failed). Events: a
+    final, or has no job to re-run: under scope ``FAILED``, a ``DONE`` run). Events: a
     ``RUN_RESTARTED`` per run, then a ``JOB_RETRIED`` per new submission (which wakes
     ``jobsReady`` subscribers), in the transaction's one events INSERT.
     """
@@ -204,7 +208,17 @@ async def restart_runs(
     if not accepted:
         return outcomes
     params = {"run_ids": accepted}
-    added = (await session.execute(_insert_statement(scope), {**params, "now": now})).scalars()
+    added = (await session.execute(_insert_statement(scope), {**params, "now": now})).all()
+    # A final run always has a job to re-run (FAILED and TERMINATED runs a job that did
+    # not end DONE); should one have none, it is refused rather than left SUBMITTED with
+    # nothing to run.
+    rerun = {run_id for _, run_id in added}
+    for run_id in accepted:
+        if run_id not in rerun:
+            outcomes[run_id] = RunOutcome(refusal=ErrorCode.INVALID_STATE)
+    accepted = [run_id for run_id in accepted if run_id in rerun]
+    if not accepted:
+        return outcomes
     await session.execute(_move_pointers_statement(), params)
     await session.execute(
         update(Run)
@@ -220,6 +234,6 @@ async def restart_runs(
     )
     events = EventBatch()
     events.runs(EventKind.RUN_RESTARTED, accepted)
-    events.jobs(EventKind.JOB_RETRIED, sorted(added))
+    events.jobs(EventKind.JOB_RETRIED, sorted(job_id for job_id, _ in added))
     await events.flush(session, now)
     return outcomes

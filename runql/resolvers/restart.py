@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from runql.db import lifecycle
 from runql.db import restart as restart_db
-from runql.db.enums import RestartScope, RunStatus
+from runql.db.enums import RestartScope
 from runql.db.lifecycle import LockedRuns, RunOutcome
 from runql.db.models import Run
 from runql.error_codes import ErrorCode
@@ -25,7 +25,7 @@ from runql.resolvers.lifecycle import RunAnswer
 _FINAL = ", ".join(sorted(status.value for status in restart_db.RESTARTABLE))
 
 
-def _message(refusal: ErrorCode, label: str, run: Run | None, scope: RestartScope) -> str:
+def _message(refusal: ErrorCode, label: str, run: Run | None) -> str:
     if refusal == ErrorCode.NOT_FOUND or run is None:
         return f"{label}: not found (unknown, deleted, or in a project you are not a member of)"
     if refusal == ErrorCode.FORBIDDEN:
@@ -33,7 +33,7 @@ def _message(refusal: ErrorCode, label: str, run: Run | None, scope: RestartScop
             f"{label}: only the user who submitted the run, project admins and managers, "
             "and admins may restart it"
         )
-    if run.status == RunStatus.DONE and scope == RestartScope.FAILED:
+    if run.status in restart_db.RESTARTABLE:  # finished, but nothing to re-run
         return f"{label}: every job is DONE, nothing failed to re-run (scope ALL re-runs all)"
     return f"{label}: still {run.status}; only finished runs ({_FINAL}) can be restarted"
 
@@ -44,7 +44,6 @@ def _answers(
     outcomes: dict[int, RunOutcome],
     *,
     by_name: bool,
-    scope: RestartScope,
     malformed: dict[str, ClientError],
 ) -> list[RunAnswer]:
     answers = []
@@ -59,7 +58,7 @@ def _answers(
         error = None
         if refusal is not None:
             label = f"run {key!r}" if by_name else f"run {key}"
-            error = ItemError(code=refusal.value, message=_message(refusal, label, run, scope))
+            error = ItemError(code=refusal.value, message=_message(refusal, label, run))
         answers.append(
             RunAnswer(
                 run_id=str(run.id) if run is not None else (None if by_name else key),
@@ -93,9 +92,7 @@ async def restart_runs(
         _, malformed = check_each(names, check_text, "names")
         wanted = [name for name in dict.fromkeys(names) if name not in malformed]
         locked, outcomes = await _locked_restart(ctx, scope, project_name=project, names=wanted)
-        return _answers(
-            names, locked.by_name().get, outcomes, by_name=True, scope=scope, malformed=malformed
-        )
+        return _answers(names, locked.by_name().get, outcomes, by_name=True, malformed=malformed)
     check_batch("runIds", len(run_ids), ctx.settings.max_stop_batch)
     parsed, malformed = check_each(run_ids, parse_id, "runIds")
     ids = sorted({run_id for run_id in parsed.values() if run_id is not None})
@@ -106,7 +103,7 @@ async def restart_runs(
         run_id = parsed.get(raw)
         return None if run_id is None else by_id.get(run_id)
 
-    return _answers(run_ids, find, outcomes, by_name=False, scope=scope, malformed=malformed)
+    return _answers(run_ids, find, outcomes, by_name=False, malformed=malformed)
 
 
 async def _locked_restart(

@@ -180,11 +180,23 @@ async def test_scope_all_reruns_every_job_and_a_done_run_needs_it(
         status=RunStatus.FAILED,
     )
 
-    (refused,) = await _restart(gql, user.token, [done], "FAILED")
+    # Stopped as its last job ended DONE (not a state runql leaves, but a restart must
+    # not leave it SUBMITTED with nothing to run).
+    all_done_but_stopped = await factory.finished_run(
+        project, user, jobs, {"a": JobStatus.DONE, "b": JobStatus.DONE}, status=RunStatus.TERMINATED
+    )
+
+    refused = await _restart(gql, user.token, [done, all_done_but_stopped], "FAILED")
     results = await _restart(gql, user.token, [done, failed], "ALL")
 
-    assert refused["error"]["code"] == "INVALID_STATE"
-    assert "nothing failed" in refused["error"]["message"]
+    assert [r["error"]["code"] for r in refused] == ["INVALID_STATE", "INVALID_STATE"]
+    assert all("nothing failed" in r["error"]["message"] for r in refused)
+    unchanged = await _run(gql, user.token, all_done_but_stopped)
+    assert (unchanged["status"], unchanged["attempt"], len(unchanged["jobs"])) == (
+        "TERMINATED",
+        0,
+        2,
+    )
     assert [(r["error"], r["run"]["status"], r["run"]["attempt"]) for r in results] == [
         (None, "SUBMITTED", 1),
         (None, "SUBMITTED", 1),
