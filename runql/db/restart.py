@@ -83,9 +83,8 @@ def _rerun(lj: Any, scope: RestartScope) -> Any:
     if scope == RestartScope.ALL:
         return literal(True)
     latest, is_latest = _latest_of(lj)
-    return select(latest.c.status).where(is_latest).correlate(
-        lj
-    ).scalar_subquery() != literal_column("'DONE'")
+    status = select(latest.c.status).where(is_latest).correlate(lj).scalar_subquery()
+    return status != literal_column("'DONE'")
 
 
 @functools.cache
