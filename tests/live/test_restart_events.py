@@ -42,7 +42,7 @@ async def test_subscribers_see_a_restart_and_runners_are_woken(
         assert answer["restartRuns"]["results"] == [{"error": None}]
         events = [(await ws.next(watched))["runEvents"] for _ in range(3)]
         if events[0]["kind"] == "RUN_SUBMITTED":  # the cursor may sit before the run's start
-            events = events[1:] + [(await ws.next(watched))["runEvents"]]
+            events = [*events[1:], (await ws.next(watched))["runEvents"]]
         assert [(e["kind"], e["run"]["status"]) for e in events] == [
             ("RUN_RESTARTED", "SUBMITTED"),
             ("JOB_RETRIED", "SUBMITTED"),
