@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from bench import (
     all_projects,
+    bulk_restart,
     bulk_stop,
     dstack_shape,
     entities,
@@ -76,6 +77,12 @@ async def read_path(backend: str, config: Config, report: Report) -> str | None:
             await bulk_stop.measure_bulk_stop(env, seeded, config, report)
         else:
             report.skip(backend, bulk_stop.SCENARIO, "the schema has no stopRuns mutation")
+        if has_field("Mutation", "restartRuns"):
+            await bulk_restart.measure_bulk_restart(
+                env, seeded.member, seeded.project_ids[0], config, report
+            )
+        else:
+            report.skip(backend, bulk_restart.SCENARIO, "the schema has no restartRuns mutation")
         if has_field("Query", "_entities"):
             await entities.measure_entities(env, seeded, config, report)
         else:

@@ -104,7 +104,7 @@ MEANINGS: dict[ErrorCode, Meaning] = {
     ),
     ErrorCode.FORBIDDEN: Meaning(
         "request, item",
-        "The caller sees the object but may not do this to it (stop or "
+        "The caller sees the object but may not do this to it (stop, restart or "
         "delete: the submitter, project admins and managers, and admins may).",
     ),
     ErrorCode.ALREADY_FINISHED: Meaning("item", "`stopRuns`: the run had already finished."),
@@ -120,7 +120,9 @@ MEANINGS: dict[ErrorCode, Meaning] = {
     ErrorCode.INVALID_STATE: Meaning(
         "item",
         "`renewLeases`/`completeJobs`: the job already finished another way (e.g. "
-        "a repeated completion that contradicts the first). Nothing was applied.",
+        "a repeated completion that contradicts the first). `restartRuns`: the run is not "
+        "finished (only DONE, FAILED and TERMINATED runs restart), or it is DONE and the "
+        "scope is FAILED (nothing failed). Nothing was applied.",
     ),
 }
 

@@ -194,7 +194,7 @@ FIELD_DOCS: dict[str, str] = {
     "max_tokens": "Most lexical tokens in a document; parsing stops beyond it.",
     "max_batch_size": "Most items in one runner batch (`claimJobs`, `completeJobs`, "
     "`renewLeases`).",
-    "max_stop_batch": "Most runs in one `stopRuns`/`deleteRuns`.",
+    "max_stop_batch": "Most runs in one `stopRuns`/`deleteRuns`/`restartRuns`.",
     "max_body_bytes": "Largest request body in bytes (413 beyond it).",
     "max_jobs_per_run": "Most jobs in one submitted run.",
     "max_json_bytes": "Largest JSON value (spec, result) in bytes.",

@@ -7,7 +7,7 @@ rows the service could not have built.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,20 @@ from runql.db.enums import JobStatus, MemberRole, RunStatus, TerminationReason
 from runql.db.lifecycle import JobDefinition, insert_run
 from runql.db.models import Job, LogicalJob, Member, Run
 from runql.db.types import utcnow
+
+#: The reason a job submission that ended in a status comes with.
+JOB_REASONS = {
+    JobStatus.DONE: TerminationReason.DONE_BY_RUNNER,
+    JobStatus.FAILED: TerminationReason.FAILED_BY_RUNNER,
+    JobStatus.ABORTED: TerminationReason.UPSTREAM_FAILED,
+    JobStatus.TERMINATED: TerminationReason.TERMINATED_BY_USER,
+}
+#: The reason a finished run comes with.
+RUN_REASONS = {
+    RunStatus.DONE: TerminationReason.ALL_JOBS_DONE,
+    RunStatus.FAILED: TerminationReason.JOB_FAILED,
+    RunStatus.TERMINATED: TerminationReason.TERMINATED_BY_USER,
+}
 
 
 @dataclass(frozen=True)
@@ -124,6 +138,46 @@ class Factory:
                 )
                 .values(**values)
             )
+
+    async def finished_run(
+        self,
+        project: ProjectHandle,
+        user: UserHandle,
+        jobs: Sequence[JobDefinition],
+        ended: Mapping[str | tuple[str, int], JobStatus],
+        *,
+        status: RunStatus,
+        name: str | None = None,
+    ) -> int:
+        """A run that ended ``status`` as the service would have ended it: each logical
+        job's first submission ended as ``ended`` says (by job name, or ``(name,
+        replica)``), with the reason that status comes with; the run's reason and
+        ``finishedAt`` set."""
+        run_id = await self.run(project, user, name=name, jobs=jobs)
+        now = utcnow()
+        async with self.db.write() as session:
+            for key, job_status in ended.items():
+                job_name, replica = key if isinstance(key, tuple) else (key, None)
+                where = [Job.run_id == run_id, Job.name == job_name]
+                if replica is not None:
+                    where.append(Job.replica_num == replica)
+                await session.execute(
+                    update(Job)
+                    .where(*where)
+                    .values(
+                        status=job_status,
+                        termination_reason=JOB_REASONS[job_status].value,
+                        finished_at=now,
+                    )
+                )
+            await session.execute(
+                update(Run)
+                .where(Run.id == run_id)
+                .values(
+                    status=status, termination_reason=RUN_REASONS[status].value, finished_at=now
+                )
+            )
+        return run_id
 
     async def add_submissions(
         self,

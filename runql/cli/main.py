@@ -1,5 +1,6 @@
 """The ``runql`` command: serve, migrate, demo, user, project, export-schema, and the
-clients of the API: runner, ps, stop (runql/clients/runner/, runql/clients/commands.py)."""
+clients of the API: runner, ps, stop, restart (runql/clients/runner/,
+runql/clients/commands.py, runql/clients/restart.py)."""
 
 from __future__ import annotations
 
@@ -165,9 +166,16 @@ def cmd_stop(settings: Settings, args: argparse.Namespace) -> int:
     return stop(args)
 
 
+def cmd_restart(settings: Settings, args: argparse.Namespace) -> int:
+    from runql.clients.restart import restart
+
+    return restart(args)
+
+
 def _add_clients(sub: Any) -> None:
     """The API's own clients; they read RUNQL_URL and RUNQL_TOKEN, not the database."""
     from runql.clients.commands import add_ps_arguments, add_stop_arguments
+    from runql.clients.restart import add_restart_arguments
     from runql.clients.runner.command import add_arguments
 
     runner = sub.add_parser("runner", help="claim and run jobs (spec.cmd), report how they end")
@@ -179,6 +187,11 @@ def _add_clients(sub: Any) -> None:
     stop = sub.add_parser("stop", help="stop runs (one stopRuns), print each result")
     add_stop_arguments(stop)
     stop.set_defaults(func=cmd_stop)
+    restart = sub.add_parser(
+        "restart", help="restart finished runs (one restartRuns), print each result"
+    )
+    add_restart_arguments(restart)
+    restart.set_defaults(func=cmd_restart)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -79,6 +79,16 @@ class TerminationReason(enum.StrEnum):
 RETRYABLE_REASONS = frozenset({TerminationReason.FAILED_BY_RUNNER, TerminationReason.LEASE_EXPIRED})
 
 
+class RestartScope(enum.StrEnum):
+    """Which logical jobs of a finished run a restart submits again."""
+
+    #: Those whose latest submission did not end ``DONE``; kept ``DONE`` jobs still
+    #: unblock their downstream.
+    FAILED = "FAILED"
+    #: Every logical job.
+    ALL = "ALL"
+
+
 class EventKind(enum.StrEnum):
     """What an event of the log (``runql.db.events``) records. Run kinds carry no job."""
 
@@ -86,6 +96,7 @@ class EventKind(enum.StrEnum):
     RUN_STATUS_CHANGED = "RUN_STATUS_CHANGED"
     RUN_STOPPED = "RUN_STOPPED"
     RUN_DELETED = "RUN_DELETED"
+    RUN_RESTARTED = "RUN_RESTARTED"
     JOB_CLAIMED = "JOB_CLAIMED"
     JOB_COMPLETED = "JOB_COMPLETED"
     JOB_RETRIED = "JOB_RETRIED"

@@ -364,7 +364,12 @@ async def finish_stopped_runs(
 
 
 class FinishingJob(Protocol):
-    """The columns of a job that classify how it ended (a plain row, not an ORM object)."""
+    """The columns of a job that classify how it ended (a plain row, not an ORM object).
+
+    ``retry_limit`` is the submission number below which a failure is retried: the
+    policy's limit counted from the submission the run's current attempt started the job
+    at (select it with :func:`retry_limit_column`), so a restart's budget is fresh.
+    """
 
     id: int
     run_id: int
@@ -372,6 +377,11 @@ class FinishingJob(Protocol):
     status: JobStatus
     run_status: RunStatus
     retry_limit: int
+
+
+def retry_limit_column() -> Any:
+    """:attr:`FinishingJob.retry_limit` for a read joined to ``LogicalJob``."""
+    return (LogicalJob.retry_limit + LogicalJob.retry_base).label("retry_limit")
 
 
 @dataclass(slots=True)

@@ -19,7 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from runql.db.enums import EventKind, JobStatus, TerminationReason
 from runql.db.events import EventBatch
-from runql.db.job_effects import LEASED_SQL, FinishedJobs, FinishingJob, status_in
+from runql.db.job_effects import (
+    LEASED_SQL,
+    FinishedJobs,
+    FinishingJob,
+    retry_limit_column,
+    status_in,
+)
 from runql.db.models import Job, LogicalJob, Run, submission_of
 
 LEASE_EXPIRED_MESSAGE = "lease expired: the runner stopped renewing its claim"
@@ -74,7 +80,7 @@ async def requeue_expired(session: AsyncSession, *, now: dt.datetime, limit: int
                 Job.submission_num,
                 Job.status,
                 Run.status.label("run_status"),
-                LogicalJob.retry_limit,
+                retry_limit_column(),
                 LogicalJob.retry_on_lease_expiry,
             )
             .join(Run, Run.id == Job.run_id)

@@ -99,6 +99,9 @@ class Run(Base):
     termination_reason: Mapped[str | None] = mapped_column(String(32))
     priority: Mapped[int] = mapped_column(Integer, default=0)
     attempt: Mapped[int] = mapped_column(Integer, default=0)
+    #: Who restarted the run last (the user's name then; ``runql.db.restart``), for the
+    #: status message until the run moves on.
+    restarted_by: Mapped[str | None] = mapped_column(String(64))
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     submitted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -130,6 +133,9 @@ class LogicalJob(Base):
     name: Mapped[str] = mapped_column(String(128))
     latest_submission_num: Mapped[int] = mapped_column(Integer, default=0)
     retry_limit: Mapped[int] = mapped_column(Integer, default=0)
+    #: The submission number the run's current attempt started this job at (0 until a
+    #: restart): retries are counted from it, so a restart gives a fresh retry budget.
+    retry_base: Mapped[int] = mapped_column(Integer, default=0)
     retry_on_failure: Mapped[bool] = mapped_column(Boolean, default=True)
     retry_on_lease_expiry: Mapped[bool] = mapped_column(Boolean, default=True)
 

@@ -61,7 +61,13 @@ from runql.db.accounts import hash_token
 from runql.db.dialect import is_sqlite
 from runql.db.enums import CompletionStatus, EventKind, JobStatus, RunStatus, TerminationReason
 from runql.db.events import EventBatch
-from runql.db.job_effects import CLAIMABLE_RUN_STATUSES, JOBS_TABLE, FinishedJobs, status_in
+from runql.db.job_effects import (
+    CLAIMABLE_RUN_STATUSES,
+    JOBS_TABLE,
+    FinishedJobs,
+    retry_limit_column,
+    status_in,
+)
 from runql.db.jobs import JobRow
 from runql.db.models import Job, LogicalJob, Project, Run, submission_of
 from runql.db.types import as_object, utcnow
@@ -372,7 +378,7 @@ async def _lock_runs_of_jobs(
 def _locking_read(is_admin: bool, with_policy: bool) -> Any:
     """The jobs of ``job_ids`` of visible, live runs, locked in id order, with the columns
     of :class:`LockedJob` (and of :class:`LockedCompletion` ``with_policy``)."""
-    extra = (LogicalJob.retry_limit, LogicalJob.retry_on_failure) if with_policy else ()
+    extra = (retry_limit_column(), LogicalJob.retry_on_failure) if with_policy else ()
     stmt = (
         select(
             Job.id,

@@ -27,9 +27,14 @@ def needs_latest_terminated(run: Run, latest: Sequence[AnyJob]) -> bool:
     """Only an active run whose job waits on a resubmission must look back at the
     terminated submission before it (to tell "retrying" apart); everything else is
     decided from the run and its latest submissions, saving a statement per page."""
-    if RunStatus(run.status) in _DECIDED_BY_RUN:
+    if RunStatus(run.status) in _DECIDED_BY_RUN or _restarted(run):
         return False
     return any(job.status in _WAITING and job.submission_num > 0 for job in latest)
+
+
+def _restarted(run: Run) -> bool:
+    """A restarted run says so until it moves on (a runner claims a job, or it stops)."""
+    return run.status == RunStatus.SUBMITTED and run.restarted_by is not None
 
 
 def run_status_message(
@@ -38,6 +43,8 @@ def run_status_message(
     """``latest``: the newest submission of each logical job; ``terminated``: the newest
     terminated one of each, needed only when :func:`needs_latest_terminated` says so."""
     status = RunStatus(run.status)
+    if _restarted(run):
+        return f"restarted by {run.restarted_by}"
     if status == RunStatus.DONE:
         return "done"
     if status == RunStatus.TERMINATED:

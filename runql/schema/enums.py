@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from runql.db.enums import EventKind, JobStatus, MemberRole, RunStatus, UserRole
+from runql.db.enums import EventKind, JobStatus, MemberRole, RestartScope, RunStatus, UserRole
 
 strawberry.enum(RunStatus, description="Lifecycle of a run. TERMINATED, FAILED and DONE are final.")
 strawberry.enum(
@@ -14,16 +14,25 @@ strawberry.enum(
         "ready for a runner to claim; TERMINATED, ABORTED, FAILED and DONE are final."
     ),
 )
+strawberry.enum(
+    RestartScope,
+    description=(
+        "Which jobs of a finished run restartRuns submits again: FAILED, those whose "
+        "latest submission did not end DONE (kept DONE jobs still unblock their "
+        "downstream); ALL, every job."
+    ),
+)
 strawberry.enum(UserRole, description="Global role: ADMIN sees every project.")
 strawberry.enum(MemberRole, description="A user's role within a project.")
 strawberry.enum(
     EventKind,
     name="RunEventKind",
     description=(
-        "What changed: a run submitted, its status changed, stopped or deleted (no job); "
-        "a job claimed, completed, retried (a new submission), unblocked, aborted, or "
-        "requeued after its lease expired."
+        "What changed: a run submitted, its status changed, stopped, deleted or "
+        "restarted (no job); a job claimed, completed, retried (a new submission, also "
+        "when its run is restarted), unblocked, aborted, or requeued after its lease "
+        "expired."
     ),
 )
 
-__all__ = ["EventKind", "JobStatus", "MemberRole", "RunStatus", "UserRole"]
+__all__ = ["EventKind", "JobStatus", "MemberRole", "RestartScope", "RunStatus", "UserRole"]

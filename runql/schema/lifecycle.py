@@ -1,5 +1,6 @@
-"""Lifecycle mutations: ``submitRun``, ``stopRuns``, ``deleteRuns``, with their inputs and
-payloads. Declarative: each field is one call into ``runql.resolvers.lifecycle``."""
+"""Lifecycle mutations: ``submitRun``, ``stopRuns``, ``deleteRuns``, ``restartRuns``, with
+their inputs and payloads. Declarative: each field is one call into
+``runql.resolvers.lifecycle`` (``runql.resolvers.restart`` for ``restartRuns``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import strawberry
 from strawberry.scalars import JSON
 
 from runql.resolvers import lifecycle as lifecycle_resolvers
+from runql.resolvers import restart as restart_resolvers
 from runql.resolvers.dag import JobDefinition
+from runql.schema.enums import RestartScope
 from runql.schema.info import Info
 from runql.schema.payloads import ItemError
 from runql.schema.types import Run
@@ -98,6 +101,22 @@ class StopRunsInput:
     )
 
 
+@strawberry.input(
+    description="Finished runs to restart: by id, or by name within a project (at most 500 "
+    "per call)."
+)
+class RestartRunsInput:
+    run_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Run ids; pass these or project + names."
+    )
+    project: str | None = strawberry.field(default=None, description="Project of `names`.")
+    names: list[str] | None = strawberry.field(default=None, description="Run names.")
+    scope: RestartScope = strawberry.field(
+        default=RestartScope.FAILED,
+        description="FAILED: re-run the jobs that did not end DONE; ALL: every job.",
+    )
+
+
 @strawberry.input(description="Finished runs to delete (at most 500 per call).")
 class DeleteRunsInput:
     run_ids: list[strawberry.ID] = strawberry.field(description="Run ids.")
@@ -126,11 +145,16 @@ class StopRunsPayload:
 
 
 @strawberry.type(description="One result per requested run, in request order.")
+class RestartRunsPayload:
+    results: list[RunResult] = strawberry.field(description="Per requested run, in order.")
+
+
+@strawberry.type(description="One result per requested run, in request order.")
 class DeleteRunsPayload:
     results: list[RunResult] = strawberry.field(description="Per requested run, in order.")
 
 
-@strawberry.type(description="Submit, stop and delete runs.")
+@strawberry.type(description="Submit, stop, restart and delete runs.")
 class LifecycleMutation:
     @strawberry.mutation(
         description=(
@@ -192,4 +216,29 @@ class LifecycleMutation:
     ) -> DeleteRunsPayload:
         return DeleteRunsPayload(
             results=await lifecycle_resolvers.delete_runs(info.context, run_ids=input.run_ids)  # type: ignore[arg-type]
+        )
+
+    @strawberry.mutation(
+        description=(
+            "Restart many finished runs (DONE, FAILED, TERMINATED) as a new attempt: each "
+            "job re-run gets a new submission, ready when the jobs it waits for are DONE, "
+            "else BLOCKED; claims of earlier attempts become stale. Same permission rule "
+            "as stopRuns."
+        )
+    )
+    async def restart_runs(
+        self,
+        info: Info,
+        input: Annotated[
+            RestartRunsInput, strawberry.argument(description="The runs to restart, and how.")
+        ],
+    ) -> RestartRunsPayload:
+        return RestartRunsPayload(
+            results=await restart_resolvers.restart_runs(  # type: ignore[arg-type]
+                info.context,
+                run_ids=input.run_ids,
+                project=input.project,
+                names=input.names,
+                scope=input.scope,
+            )
         )

@@ -167,6 +167,7 @@ SIZES: dict[tuple[str, str], Callable[[Arguments, int], Size]] = {
     ("Mutation", "submitRun"): _submit_run,
     ("Mutation", "stopRuns"): _input_list("runIds", "names"),
     ("Mutation", "deleteRuns"): _input_list("runIds"),
+    ("Mutation", "restartRuns"): _input_list("runIds", "names"),
     ("Mutation", "claimJobs"): _claim_jobs,
     ("Mutation", "renewLeases"): _input_list("leases"),
     ("Mutation", "completeJobs"): _input_list("completions"),
