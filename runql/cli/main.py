@@ -63,8 +63,16 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from runql.web.manifest import ManifestError, load_manifest
     from runql.web.server import serve
     from runql.web.websocket import max_frame_bytes
+
+    if settings.trusted_documents:  # each worker reads it again; refuse before they start
+        try:
+            load_manifest(settings.trusted_documents)
+        except ManifestError as exc:
+            print(f"runql: {exc}", file=sys.stderr)
+            return 1
 
     host = args.host or settings.host
     port = args.port or settings.port
@@ -145,6 +153,12 @@ def cmd_export_schema(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_documents_check(settings: Settings, args: argparse.Namespace) -> int:
+    from runql.cli.documents import check
+
+    return check(args.manifest, settings)
+
+
 def cmd_runner(settings: Settings, args: argparse.Namespace) -> int:
     from runql.clients.runner.command import run
 
@@ -220,6 +234,14 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("export-schema", help="print the GraphQL SDL").set_defaults(
         func=cmd_export_schema
     )
+    documents = sub.add_parser("documents", help="trusted documents").add_subparsers(
+        dest="action", required=True
+    )
+    documents_check = documents.add_parser(
+        "check", help="validate every document of a manifest against the current schema"
+    )
+    documents_check.add_argument("manifest", help="persisted query manifest (JSON)")
+    documents_check.set_defaults(func=cmd_documents_check)
     _add_clients(sub)
     return p
 
