@@ -17,6 +17,7 @@ from sqlalchemy import text
 from bench import (
     all_projects,
     bulk_stop,
+    dstack_floors,
     dstack_shape,
     entities,
     event_latency,
@@ -94,6 +95,7 @@ async def run_backend(backend: str, config: Config, report: Report) -> str | Non
     try:
         version = await read_path(backend, config, report)
         await dstack_shape.measure_dstack_shape(backend, config, report)
+        await dstack_floors.measure_dstack_floors(backend, config, report)
         if has_field("Mutation", "claimJobs") and has_field("Mutation", "completeJobs"):
             await pipeline.measure_pipeline(backend, config, report)
             await events_cost.measure_events_cost(backend, config, report)
