@@ -5,6 +5,8 @@ API-token check, document limits built once from the settings (depth, aliases an
 tokens before execution; the query cost when execution starts, after the API-token
 check), and the parse/validation caches, so a document seen before costs neither parsing
 nor validation. ``outermost`` go first (the tracing span of the operation, when on).
+Plain attribute fields and enums then skip strawberry's per-field wrapping
+(``runql.schema.fast_paths``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from runql.schema.extensions.errors import ErrorMasking
 from runql.schema.extensions.limits import limits_extension
 from runql.schema.extensions.operation_log import OperationNameLogger
 from runql.schema.extensions.transport import SubscriptionsOverWebSocket
+from runql.schema.fast_paths import speed_up
 from runql.schema.roots.mutation import build_mutation
 from runql.schema.roots.query import Query
 from runql.schema.roots.subscription import Subscription
@@ -52,6 +55,8 @@ def build_schema(
         lambda: ParserCache(maxsize=cache_size),
         lambda: ValidationCache(maxsize=cache_size),
     ]
-    return RunqlSchema(
+    schema = RunqlSchema(
         query=Query, mutation=build_mutation(), subscription=Subscription, extensions=extensions
     )
+    speed_up(schema._schema)  # strawberry's per-field costs on plain fields (fast_paths)
+    return schema
