@@ -23,7 +23,6 @@ INCLUSIVE = (
     ("token lookup", "authenticate (runql/resolvers/auth.py"),
     ("persisted documents", "(runql/web/persisted.py"),
     ("JSON encoding", "(json/encoder.py"),
-    ("uvicorn", "(uvicorn/"),
 )
 _FRAME = re.compile(r"^(?P<function>.*?) \((?P<file>[^:()]*)(?::\d+)?\)$")
 PACKAGES = (
