@@ -45,8 +45,10 @@ APQ_VERSION = 1
 #: ``Cache-Control`` of every refusal here: a CDN that kept a GET's "not found" would
 #: answer it to every client after the document was registered.
 NO_CACHE = "private, no-cache, must-revalidate"
-#: The request fields that name a trusted document by id, besides ``persistedQuery``.
-ID_FIELDS = ("documentId", "id")
+#: The request fields that name a trusted document by id, besides ``persistedQuery``
+#: (GraphQL Code Generator's client preset and the GraphQL-over-HTTP persisted documents
+#: draft send ``documentId``).
+ID_FIELDS = ("documentId",)
 
 #: Status with ``application/graphql-response+json`` (``application/json`` answers 200).
 _STATUS = {
@@ -289,7 +291,7 @@ def names_a_document(params: Any) -> bool:
 async def http_document_id(
     request: Any, query: str | None, extensions: dict[str, Any] | None
 ) -> object:
-    """The ``documentId`` (or ``id``) of an HTTP request that sent neither ``query`` nor
+    """The ``documentId`` of an HTTP request that sent neither ``query`` nor
     ``persistedQuery``: from the URL of a GET, else from the JSON body (strawberry keeps
     only the fields of the GraphQL-over-HTTP request; the body it read is cached)."""
     if query is not None or "persistedQuery" in (extensions or {}):
