@@ -118,8 +118,8 @@ MEANINGS: dict[ErrorCode, Meaning] = {
     ),
     ErrorCode.PERSISTED_QUERY_HASH_MISMATCH: Meaning(
         "request",
-        "The `persistedQuery` hash is not the SHA-256 of `query` (or a trusted document's "
-        "id came with another text). Nothing ran and nothing was stored.",
+        "The `persistedQuery` hash is missing or not the SHA-256 of `query` (or a trusted "
+        "document's id came with another text). Nothing ran and nothing was stored.",
     ),
     ErrorCode.PERSISTED_QUERY_VERSION_NOT_SUPPORTED: Meaning(
         "request", "`extensions.persistedQuery.version` is not 1, the only version there is."

@@ -203,9 +203,7 @@ class PersistedDocuments:
         sha256 = persisted.get("sha256Hash")
         if not isinstance(sha256, str) or not sha256:
             raise Refusal(
-                ErrorCode.PERSISTED_QUERY_NOT_FOUND
-                if self.apq is not None
-                else ErrorCode.PERSISTED_QUERY_NOT_IN_LIST,
+                ErrorCode.PERSISTED_QUERY_HASH_MISMATCH,
                 "extensions.persistedQuery.sha256Hash must be a non-empty string",
             )
         return sha256

@@ -193,3 +193,13 @@ async def test_a_document_id_without_trusted_documents_says_so(http, alice) -> N
     [error] = answer.json()["errors"]
     assert error["extensions"]["code"] == "PERSISTED_QUERY_NOT_SUPPORTED"
     assert "RUNQL_TRUSTED_DOCUMENTS" in error["message"]
+
+
+async def test_a_missing_hash_is_named(http, alice) -> None:  # type: ignore[no-untyped-def]
+    body = {"query": ME, "extensions": {"persistedQuery": {"version": 1}}}
+
+    answer = await http.post("/graphql", json=body, headers=alice)
+
+    [error] = answer.json()["errors"]
+    assert error["extensions"]["code"] == "PERSISTED_QUERY_HASH_MISMATCH"
+    assert "sha256Hash" in error["message"]
