@@ -9,12 +9,14 @@ import sys
 from pathlib import Path
 
 
-def check(tmp_path: Path, manifest: object) -> subprocess.CompletedProcess[str]:
+def check(
+    tmp_path: Path, manifest: object, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "manifest.json"
     path.write_text(manifest if isinstance(manifest, str) else json.dumps(manifest))
     return subprocess.run(
         [sys.executable, "-m", "runql.cli", "documents", "check", str(path)],
-        env={"PATH": ""},
+        env={"PATH": "", **(env or {})},
         capture_output=True,
         text=True,
         timeout=120,
@@ -56,3 +58,14 @@ def test_an_unusable_manifest_is_exit_1(tmp_path: Path) -> None:
 
     assert result.returncode == 1
     assert "not a JSON manifest" in result.stderr
+
+
+def test_the_document_limits_of_the_environment_apply(tmp_path: Path) -> None:
+    deep = "query Deep { projects { edges { node { name } } } }"
+
+    default = check(tmp_path, {"d": deep})
+    strict = check(tmp_path, {"d": deep}, {"RUNQL_MAX_QUERY_DEPTH": "3"})
+
+    assert default.returncode == 0, default.stdout
+    assert strict.returncode == 1
+    assert "over the limit of 3 (RUNQL_MAX_QUERY_DEPTH)" in strict.stdout

@@ -2,9 +2,10 @@
 
 Run it in the deploy pipeline with the schema about to ship: a field removed or renamed
 under a client that is still out there names that client's documents and exits 1, before
-the server refuses them at run time. Each document is parsed and validated exactly as a
-request would be (graphql-core's rules against the schema ``runql export-schema``
-prints).
+the server refuses them at run time. Each document is parsed and validated as a request
+would be: graphql-core's rules against the schema ``runql export-schema`` prints, and the
+document limits of the environment's settings (``RUNQL_MAX_TOKENS``,
+``RUNQL_MAX_QUERY_DEPTH``, ``RUNQL_MAX_ALIASES``, ``RUNQL_INTROSPECTION``).
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from graphql import GraphQLError, parse, validate
+from graphql import GraphQLError, parse, specified_rules, validate
 
 from runql.schema import build_schema
+from runql.schema.extensions.limits import validation_rules
 from runql.settings import Settings
 from runql.web.manifest import ManifestError, TrustedDocuments, load_manifest
 
@@ -22,10 +24,11 @@ from runql.web.manifest import ManifestError, TrustedDocuments, load_manifest
 def broken_documents(trusted: TrustedDocuments, settings: Settings) -> dict[str, list[str]]:
     """Each document that does not parse or validate, by id, with its errors' messages."""
     schema = build_schema(settings)._schema
+    rules = [*specified_rules, *validation_rules(settings)]
     broken: dict[str, list[str]] = {}
     for document_id, body in trusted.by_id.items():
         try:
-            errors = validate(schema, parse(body))
+            errors = validate(schema, parse(body, max_tokens=settings.max_tokens), rules)
         except GraphQLError as exc:
             errors = [exc]
         if errors:
