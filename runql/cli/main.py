@@ -69,10 +69,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     if settings.trusted_documents:  # each worker reads it again; refuse before they start
         try:
-            load_manifest(settings.trusted_documents)
+            trusted = load_manifest(settings.trusted_documents)
         except ManifestError as exc:
             print(f"runql: {exc}", file=sys.stderr)
             return 1
+        print(f"runql: only the {len(trusted.by_id)} trusted documents of {trusted.path} run")
 
     host = args.host or settings.host
     port = args.port or settings.port
