@@ -61,19 +61,7 @@ async def measure_dstack_shape(backend: str, config: Config, report: Report) -> 
     requests_each = 25 if config.quick else 100
     body = {"query": DSTACK_PAGE, "variables": {}}
     async with database_url(backend) as url:
-        db = Database(url)
-        try:
-            seeded = await seed_runs(db, runs=RUNS, projects=10, jobs_per_run=1)
-            page = seeded.page_run_ids
-            seeded.page_run_ids = seeded.run_ids  # every run gets the deep history
-            await deepen(db, seeded, DEPTH)
-            seeded.page_run_ids = page[:PAGE]
-            if backend == "postgresql":
-                engine = db.engine.execution_options(isolation_level="AUTOCOMMIT")
-                async with engine.connect() as conn:
-                    await conn.exec_driver_sql("VACUUM ANALYZE")
-        finally:
-            await db.dispose()
+        seeded = await seed_shape(backend, url)
         token = seeded.member.token
         async with server(url, {"RUNQL_WORKERS": "1"}) as base_url:
             await _one_client(backend, base_url, body, token, seeded, config, report)
@@ -98,6 +86,24 @@ async def measure_dstack_shape(backend: str, config: Config, report: Report) -> 
         )
         report.figure(backend, "dstack.req_per_s_8_clients_per_core", per_core, "req/s")
         report.figure(backend, "dstack.workers_speedup", per_core / throughput, "x")
+
+
+async def seed_shape(backend: str, url: str) -> Seeded:
+    """The shape on the fresh database at ``url``: every run gets the deep history."""
+    db = Database(url)
+    try:
+        seeded = await seed_runs(db, runs=RUNS, projects=10, jobs_per_run=1)
+        page = seeded.page_run_ids
+        seeded.page_run_ids = seeded.run_ids
+        await deepen(db, seeded, DEPTH)
+        seeded.page_run_ids = page[:PAGE]
+        if backend == "postgresql":
+            engine = db.engine.execution_options(isolation_level="AUTOCOMMIT")
+            async with engine.connect() as conn:
+                await conn.exec_driver_sql("VACUUM ANALYZE")
+    finally:
+        await db.dispose()
+    return seeded
 
 
 async def _one_client(

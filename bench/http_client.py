@@ -31,11 +31,15 @@ class Client:
         self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
     async def gql(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        return await self.post({"query": query, "variables": variables})
+
+    async def post(self, request: dict[str, Any]) -> dict[str, Any]:
+        """POSTs one GraphQL request body as it is (e.g. a persisted query's hash alone)."""
         if self.streams is None:  # asyncio turns TCP_NODELAY on for it
             self.streams = await asyncio.open_connection(self.host, self.port)
         reader, writer = self.streams
         self.requests += 1
-        body = json.dumps({"query": query, "variables": variables}).encode()
+        body = json.dumps(request).encode()
         writer.write(self.head + b"content-length: %d\r\n\r\n" % len(body) + body)
         head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").lower()
         status = head.split(" ", 2)[1]

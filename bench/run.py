@@ -18,6 +18,7 @@ from bench import (
     all_projects,
     bulk_restart,
     bulk_stop,
+    dstack_floors,
     dstack_shape,
     entities,
     event_latency,
@@ -101,6 +102,7 @@ async def run_backend(backend: str, config: Config, report: Report) -> str | Non
     try:
         version = await read_path(backend, config, report)
         await dstack_shape.measure_dstack_shape(backend, config, report)
+        await dstack_floors.measure_dstack_floors(backend, config, report)
         if has_field("Mutation", "claimJobs") and has_field("Mutation", "completeJobs"):
             await pipeline.measure_pipeline(backend, config, report)
             await events_cost.measure_events_cost(backend, config, report)

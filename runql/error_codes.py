@@ -32,6 +32,14 @@ class ErrorCode(enum.StrEnum):
     NOT_ACCEPTABLE = "NOT_ACCEPTABLE"
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
     UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
+    # Persisted documents: Apollo's automatic persisted queries and trusted documents
+    # (docs/http.md); the codes are the ones Apollo's server and router answer.
+    PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
+    PERSISTED_QUERY_NOT_SUPPORTED = "PERSISTED_QUERY_NOT_SUPPORTED"
+    PERSISTED_QUERY_HASH_MISMATCH = "PERSISTED_QUERY_HASH_MISMATCH"
+    PERSISTED_QUERY_VERSION_NOT_SUPPORTED = "PERSISTED_QUERY_VERSION_NOT_SUPPORTED"
+    PERSISTED_QUERY_NOT_IN_LIST = "PERSISTED_QUERY_NOT_IN_LIST"
+    QUERY_NOT_IN_SAFELIST = "QUERY_NOT_IN_SAFELIST"
     # One field, or one item of a bulk call.
     NOT_FOUND = "NOT_FOUND"
     FORBIDDEN = "FORBIDDEN"
@@ -96,6 +104,37 @@ MEANINGS: dict[ErrorCode, Meaning] = {
     ),
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: Meaning(
         "http", "HTTP 415: the body is not `application/json` in UTF-8."
+    ),
+    ErrorCode.PERSISTED_QUERY_NOT_FOUND: Meaning(
+        "request",
+        "`PersistedQueryNotFound`: the server does not know this `persistedQuery` hash "
+        "(yet, or any more: the store is an LRU of `RUNQL_APQ_CACHE_SIZE`). Send the same "
+        "request again with `query`; Apollo's persisted query link does. HTTP 200, not cached.",
+    ),
+    ErrorCode.PERSISTED_QUERY_NOT_SUPPORTED: Meaning(
+        "request",
+        "`PersistedQueryNotSupported`: automatic persisted queries are off (`RUNQL_APQ=false`); "
+        "send `query`. HTTP 200, not cached.",
+    ),
+    ErrorCode.PERSISTED_QUERY_HASH_MISMATCH: Meaning(
+        "request",
+        "The `persistedQuery` hash is missing or not the SHA-256 of `query` (or a trusted "
+        "document's id came with another text). Nothing ran and nothing was stored.",
+    ),
+    ErrorCode.PERSISTED_QUERY_VERSION_NOT_SUPPORTED: Meaning(
+        "request", "`extensions.persistedQuery.version` is not 1, the only version there is."
+    ),
+    ErrorCode.PERSISTED_QUERY_NOT_IN_LIST: Meaning(
+        "request",
+        "Trusted documents (`RUNQL_TRUSTED_DOCUMENTS`): no trusted document has this id "
+        "(`documentId`, or `persistedQuery.sha256Hash`). HTTP 404 with "
+        "`application/graphql-response+json`.",
+    ),
+    ErrorCode.QUERY_NOT_IN_SAFELIST: Meaning(
+        "request",
+        "Trusted documents (`RUNQL_TRUSTED_DOCUMENTS`): the `query` text is not one of the "
+        "trusted documents, character for character; it was refused before parsing. HTTP 403 "
+        "with `application/graphql-response+json`.",
     ),
     ErrorCode.NOT_FOUND: Meaning(
         "request, item",

@@ -34,6 +34,7 @@ POSITIVE_FIELDS = (
     "max_query_cost",
     "max_subscriptions_per_connection",
     "max_event_backlog",
+    "apq_cache_size",
 )
 
 
@@ -97,6 +98,11 @@ class Settings:
     event_retention_hours: float = 168.0
     event_prune_seconds: float = 600.0
     event_poll_seconds: float = 0.1
+    # Persisted documents (docs/http.md).
+    apq: bool = True
+    apq_cache_size: int = 1000
+    trusted_documents: str = ""
+    trusted_documents_admin_bypass: bool = False
 
     def __post_init__(self) -> None:
         if self.log_format not in LOG_FORMATS:
@@ -228,6 +234,17 @@ FIELD_DOCS: dict[str, str] = {
     "event_poll_seconds": "How often a process checks the event log for new events on SQLite "
     "(PostgreSQL is woken by NOTIFY and re-checks at this interval only while an event "
     "it was told of is held back by an older transaction).",
+    "apq": "Automatic persisted queries (Apollo's APQ protocol): a client may send "
+    "`extensions.persistedQuery.sha256Hash` instead of the query once the server has seen "
+    "it; `false` answers `PERSISTED_QUERY_NOT_SUPPORTED`. See docs/http.md.",
+    "apq_cache_size": "Documents the APQ store of a process keeps (LRU, shared by every "
+    "request of the process); a hash pushed out answers `PERSISTED_QUERY_NOT_FOUND` and "
+    "the client sends the query again.",
+    "trusted_documents": "Path of a persisted query manifest (Apollo's, or GraphQL Code "
+    "Generator's `{id: body}` map): runql then runs only those documents, by id or by "
+    "identical text. A bad manifest stops `runql serve` (exit 1). See docs/http.md.",
+    "trusted_documents_admin_bypass": "With trusted documents: let ADMIN tokens run any "
+    "document (GraphiQL, scripts); others stay held to the manifest.",
 }
 
 

@@ -64,8 +64,17 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from runql.web.manifest import ManifestError, load_manifest
     from runql.web.server import serve
     from runql.web.websocket import max_frame_bytes
+
+    if settings.trusted_documents:  # each worker reads it again; refuse before they start
+        try:
+            trusted = load_manifest(settings.trusted_documents)
+        except ManifestError as exc:
+            print(f"runql: {exc}", file=sys.stderr)
+            return 1
+        print(f"runql: only the {len(trusted.by_id)} trusted documents of {trusted.path} run")
 
     host = args.host or settings.host
     port = args.port or settings.port
@@ -146,6 +155,12 @@ def cmd_export_schema(settings: Settings, args: argparse.Namespace) -> int:
 
     sys.stdout.write(build_schema().as_str() + "\n")
     return 0
+
+
+def cmd_documents_check(settings: Settings, args: argparse.Namespace) -> int:
+    from runql.cli.documents import check
+
+    return check(args.manifest, settings)
 
 
 def cmd_runner(settings: Settings, args: argparse.Namespace) -> int:
@@ -235,6 +250,14 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("export-schema", help="print the GraphQL SDL").set_defaults(
         func=cmd_export_schema
     )
+    documents = sub.add_parser("documents", help="trusted documents").add_subparsers(
+        dest="action", required=True
+    )
+    documents_check = documents.add_parser(
+        "check", help="validate every document of a manifest against the current schema"
+    )
+    documents_check.add_argument("manifest", help="persisted query manifest (JSON)")
+    documents_check.set_defaults(func=cmd_documents_check)
     _add_clients(sub)
     return p
 

@@ -6,6 +6,8 @@ tokens before execution; the query cost when execution starts, after the API-tok
 check), and the parse/validation caches, so a document seen before costs neither parsing
 nor validation. ``outermost`` go first (the tracing span of the operation, when on).
 What it serves so that graphql-js tooling reads it back: ``runql.schema.interop``.
+Plain attribute fields and enums then skip strawberry's per-field wrapping
+(``runql.schema.fast_paths``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from runql.schema.extensions.errors import ErrorMasking
 from runql.schema.extensions.limits import limits_extension
 from runql.schema.extensions.operation_log import OperationNameLogger
 from runql.schema.extensions.transport import SubscriptionsOverWebSocket
+from runql.schema.fast_paths import speed_up
 from runql.schema.interop import SCALAR_OVERRIDES, served_directives
 from runql.schema.roots.mutation import build_mutation
 from runql.schema.roots.query import Query
@@ -59,10 +62,12 @@ def build_schema(
         lambda: ParserCache(maxsize=cache_size),
         lambda: ValidationCache(maxsize=cache_size),
     ]
-    return RunqlSchema(
+    schema = RunqlSchema(
         query=Query,
         mutation=build_mutation(),
         subscription=Subscription,
         extensions=extensions,
         scalar_overrides=SCALAR_OVERRIDES,
     )
+    speed_up(schema._schema)  # strawberry's per-field costs on plain fields (fast_paths)
+    return schema

@@ -19,11 +19,15 @@ subclass adds what the spec asks of a production server:
   recurses, not an object) answers 400 ``BAD_REQUEST`` like any other refusal.
 
 WebSockets: each operation on a socket gets its own context (``runql.web.websocket``).
+
+Persisted documents (APQ, trusted documents: ``runql.web.persisted``) pick the text a
+request runs in ``execute_single``, before strawberry parses it.
 """
 
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import json
 import re
 import uuid
@@ -53,6 +57,14 @@ from runql.schema.extensions.errors import public_errors
 from runql.settings import Settings
 from runql.tasks.event_listener import EventListener
 from runql.web.graphiql import graphiql_page
+from runql.web.persisted import (
+    NO_CACHE,
+    PersistedDocuments,
+    Refusal,
+    http_document_id,
+    names_a_document,
+    status_for,
+)
 from runql.web.websocket import (
     GraphQLWSHandler,
     RunqlWebSocketAdapter,
@@ -180,6 +192,7 @@ class RunqlGraphQL(GraphQL[Context, None]):
         settings: Settings,
         metrics: metrics.Metrics | None = None,
         events: EventListener | None = None,
+        documents: PersistedDocuments | None = None,
     ) -> None:
         super().__init__(
             schema,
@@ -190,6 +203,7 @@ class RunqlGraphQL(GraphQL[Context, None]):
         self.settings = settings
         self.metrics = metrics
         self.events = events
+        self.documents = documents or PersistedDocuments.from_settings(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         with metrics.bind(self.metrics):  # for resolvers and socket handlers too
@@ -302,14 +316,33 @@ class RunqlGraphQL(GraphQL[Context, None]):
     async def execute_single(  # type: ignore[override]
         self, request: Request, request_data: GraphQLRequestData, **kwargs: Any
     ) -> ExecutionResult:
+        context: Context = kwargs["context"]
+        viewer = context.viewer_or_none
         try:
-            return await super().execute_single(
+            document_id = await http_document_id(
+                request, request_data.query, request_data.extensions
+            )
+            resolved = self.documents.resolve(
+                request_data.query,
+                request_data.extensions,
+                document_id,
+                admin=viewer is not None and viewer.is_admin,
+            )
+        except Refusal as refusal:
+            kwargs["sub_response"].headers["cache-control"] = NO_CACHE
+            return PreExecutionError(data=None, errors=[refusal.error])
+        request_data = dataclasses.replace(request_data, query=resolved.query)
+        try:
+            result = await super().execute_single(
                 request=request, request_data=request_data, **kwargs
             )
         except HTTPException as exc:
             if isinstance(exc.__cause__, InvalidOperationTypeError) and request.method == "GET":
                 raise HTTPException(405, "only queries are allowed over GET: use POST") from None
             raise
+        if not isinstance(result, PreExecutionError):
+            self.documents.remember(resolved)
+        return result
 
     async def process_result(
         self, request: Request, result: ExecutionResult
@@ -330,8 +363,17 @@ class RunqlGraphQL(GraphQL[Context, None]):
         ):
             response.pop("data", None)
             codes = {(e.extensions or {}).get("code") for e in result.errors or ()}
-            request.state.status = 401 if codes == {ErrorCode.UNAUTHENTICATED} else 400
+            request.state.status = (
+                401 if codes == {ErrorCode.UNAUTHENTICATED} else status_for(codes) or 400
+            )
         return response
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        """strawberry's (a GET without ``query`` from a browser or ``*/*``), unless the GET
+        names its document another way (a persisted query's hash, a ``documentId``)."""
+        return super().should_render_graphql_ide(request) and not names_a_document(
+            request.query_params
+        )
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """runql's GraphiQL page, whose assets runql serves itself (see runql/web/graphiql)."""

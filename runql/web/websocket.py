@@ -155,6 +155,7 @@ class _PerOperation:
     context inside an operation's task and the connection's elsewhere."""
 
     websocket: Any
+    view: Any
     _connection: Context
 
     @property
@@ -200,6 +201,18 @@ class _PerOperation:
         _operation_context.set(context)
         return None
 
+    def _untrusted(self, query: str) -> GraphQLError | None:
+        """Trusted documents hold over sockets too (texts only: no ids, no APQ here)."""
+        context = _operation_context.get()
+        documents = getattr(self.view, "documents", None)
+        if documents is None or context is None or documents.trusted is None:
+            return None
+        viewer = context.viewer_or_none
+        error: GraphQLError | None = documents.allows_text(
+            query, admin=viewer is not None and viewer.is_admin
+        )
+        return error
+
     def _log_error_codes(self, errors: object) -> None:
         log = current_request()
         if log is not None:
@@ -232,7 +245,7 @@ class TransportWSHandler(_PerOperation, BaseGraphQLTransportWSHandler[Context, N
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         with self._operation_log() as log:
-            error = await self._enter_operation(log)
+            error = await self._enter_operation(log) or self._untrusted(operation.query)
             if error is not None:
                 await operation.send_initial_errors([error])
                 return
@@ -272,7 +285,7 @@ class GraphQLWSHandler(_PerOperation, BaseGraphQLWSHandler[Context, None]):
         variables: dict[str, object] | None,
     ) -> None:
         with self._operation_log() as log:
-            error = await self._enter_operation(log)
+            error = await self._enter_operation(log) or self._untrusted(query)
             if error is not None:
                 await self.send_message(
                     {"type": "error", "id": operation_id, "payload": error.formatted}
