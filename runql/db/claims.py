@@ -20,8 +20,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import secrets
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,7 +33,7 @@ from runql.db.enums import EventKind, JobStatus, RunStatus
 from runql.db.events import EventBatch
 from runql.db.job_effects import CLAIMABLE_RUN_STATUSES, JOBS_TABLE, per_job_update, status_in
 from runql.db.jobs import JobRow
-from runql.db.locking import LockedJob
+from runql.db.locking import LockedJob, lock_runs_of_jobs
 from runql.db.models import Job, Project, Run
 from runql.db.types import as_object, utcnow
 from runql.db.visibility import Viewer, viewer_params, visible_projects_bound
@@ -81,6 +82,42 @@ NOT_FOUND = JobOutcome(
     detail="no such job (unknown, deleted, or in a project you are not a member of)",
     must_stop=True,
 )
+
+
+class HeldItem(Protocol):
+    """An item of a renewal or completion: a job the caller says it holds, and the hash of
+    the claim token it holds it by."""
+
+    @property
+    def job_id(self) -> int: ...
+
+    @property
+    def token_hash(self) -> str: ...
+
+
+Locked = TypeVar("Locked", bound=LockedJob)
+
+
+async def lock_held(
+    session: AsyncSession,
+    viewer: Viewer,
+    items: Sequence[HeldItem],
+    read: Callable[[AsyncSession, Viewer, Sequence[int]], Awaitable[Mapping[int, Locked]]],
+    *,
+    share: bool = False,
+) -> list[Locked | JobOutcome]:
+    """Lock the jobs of ``items`` (their runs first, ``FOR SHARE`` with ``share``; the
+    jobs with ``read``, ``runql.db.locking``) and check each item's claim: per item, in
+    order, the job's locked row when the item's token holds its current claim, else the
+    outcome refusing the item (``NOT_FOUND``, ``STALE_CLAIM``)."""
+    ids = sorted({item.job_id for item in items})
+    await lock_runs_of_jobs(session, viewer, ids, share=share)
+    found = await read(session, viewer, ids)
+    held: list[Locked | JobOutcome] = []
+    for item in items:
+        row = found.get(item.job_id)
+        held.append(NOT_FOUND if row is None else claim_refusal(row, item.token_hash) or row)
+    return held
 
 
 def claim_refusal(job: LockedJob, token_hash: str) -> JobOutcome | None:

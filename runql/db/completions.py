@@ -22,11 +22,11 @@ from typing import Any
 from sqlalchemy import bindparam
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from runql.db.claims import NOT_FOUND, JobOutcome, claim_refusal
+from runql.db.claims import JobOutcome, lock_held
 from runql.db.enums import CompletionStatus, EventKind, JobStatus, TerminationReason
 from runql.db.events import EventBatch
 from runql.db.job_effects import FinishedJobs, per_job_update
-from runql.db.locking import LockedJob, lock_runs_of_jobs, locked_completions
+from runql.db.locking import LockedJob, locked_completions
 from runql.db.types import utcnow
 from runql.db.visibility import Viewer
 from runql.error_codes import ErrorCode
@@ -100,24 +100,17 @@ async def complete_jobs(
     arrived. Events: ``JOB_COMPLETED`` per applied item, then those of the effects, in
     one statement before the transaction commits.
     """
-    ids = sorted({item.job_id for item in completions})
-    await lock_runs_of_jobs(session, viewer, ids)
-    found = await locked_completions(session, viewer, ids)
+    # The token first: a repeat is recognised only when it carries the claim's token, so a
+    # forged item after an applied one is refused, not answered as applied.
+    held = await lock_held(session, viewer, completions, locked_completions)
     now = now or utcnow()
     finished = FinishedJobs()
     params: list[dict[str, Any]] = []
     outcomes: list[JobOutcome] = []
     applied: dict[int, JobStatus] = {}
-    for item in completions:
-        row = found.get(item.job_id)
-        if row is None:
-            outcomes.append(NOT_FOUND)
-            continue
-        # The token first: a repeat is recognised only when it carries the claim's token,
-        # so a forged item after an applied one is refused, not answered as applied.
-        refused = claim_refusal(row, item.token_hash)
-        if refused is not None:
-            outcomes.append(refused)
+    for item, row in zip(completions, held, strict=True):
+        if isinstance(row, JobOutcome):
+            outcomes.append(row)
         elif row.id in applied:
             outcomes.append(_repeat(row, item.status, applied[row.id]))
         elif row.status not in (JobStatus.RUNNING, JobStatus.TERMINATING):

@@ -18,9 +18,9 @@ from typing import Any
 from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from runql.db.claims import NOT_FOUND, JobOutcome, claim_refusal
+from runql.db.claims import JobOutcome, lock_held
 from runql.db.enums import JobStatus
-from runql.db.locking import lock_runs_of_jobs, locked_jobs
+from runql.db.locking import locked_jobs
 from runql.db.models import Job
 from runql.db.types import utcnow
 from runql.db.visibility import Viewer
@@ -42,23 +42,16 @@ async def renew_leases(
 ) -> list[JobOutcome]:
     """Extend every lease whose token still holds the job's claim to ``lease`` from now
     (once the locks are held); an outcome per item, in order, a renewed one with the new
-    expiry. A job of a stopping run is
-    renewed too (its runner winds it down) and answered ``must_stop``. Two statements
-    whatever the batch size, three on PostgreSQL (the runs' share locks)."""
-    ids = sorted({item.job_id for item in leases})
-    await lock_runs_of_jobs(session, viewer, ids, share=True)
-    found = await locked_jobs(session, viewer, ids)
+    expiry. A job of a stopping run is renewed too (its runner winds it down) and
+    answered ``must_stop``. Two statements whatever the batch size, three on PostgreSQL
+    (the runs' share locks)."""
+    held = await lock_held(session, viewer, leases, locked_jobs, share=True)
     lease_expires_at = utcnow() + lease
     outcomes: list[JobOutcome] = []
     renewed: set[int] = set()
-    for item in leases:
-        row = found.get(item.job_id)
-        if row is None:
-            outcomes.append(NOT_FOUND)
-            continue
-        refused = claim_refusal(row, item.token_hash)
-        if refused is not None:
-            outcomes.append(refused)
+    for row in held:
+        if isinstance(row, JobOutcome):
+            outcomes.append(row)
         elif row.status not in (JobStatus.RUNNING, JobStatus.TERMINATING):
             outcomes.append(
                 JobOutcome(

@@ -165,25 +165,48 @@ async def answer_runs_by_id(
     of the good ones locked and passed to ``write`` in one transaction, a result per id in
     request order. ``action`` names what was refused (``... may {action} it``)."""
     check_batch("runIds", len(run_ids), ctx.settings.max_stop_batch)
+    return await _answer_runs(ctx, "runIds", run_ids, _check_id, write, action=action)
+
+
+def _check_id(raw: str, label: str) -> int | Answered[Found]:
+    run_id = parse_id(raw, label)
+    return Answered(Found()) if run_id is None else run_id
+
+
+async def _answer_runs(
+    ctx: Context,
+    field: str,
+    keys: Sequence[str],
+    check: Callable[[str, str], Any],
+    write: RunsWrite,
+    *,
+    action: str,
+    project: str | None = None,
+) -> list[RunAnswer]:
+    """:func:`~runql.resolvers.batch.answer_each` over runs: by id, or by name in
+    ``project``."""
     viewer = ctx.viewer
+    by_name = project is not None
 
-    def check(raw: str, label: str) -> int | Answered[Found]:
-        run_id = parse_id(raw, label)
-        return Answered(Found()) if run_id is None else run_id
-
-    async def write_runs(ids: list[int]) -> list[Found]:
+    async def write_runs(wanted: list[Any]) -> list[Found]:
         async with ctx.db.write() as session:
-            locked = await lifecycle.lock_runs(session, viewer, ids=sorted(set(ids)))
+            if by_name:
+                names = list(dict.fromkeys(wanted))
+                locked = await lifecycle.lock_runs(
+                    session, viewer, project_name=project, names=names
+                )
+            else:
+                locked = await lifecycle.lock_runs(session, viewer, ids=sorted(set(wanted)))
             outcomes = await write(session, viewer, locked)
-        by_id = locked.by_id()
-        return [Found.of(by_id.get(run_id), outcomes) for run_id in ids]
+        runs: dict[Any, Run] = locked.by_name() if by_name else locked.by_id()
+        return [Found.of(runs.get(key), outcomes) for key in wanted]
 
     return await answer_each(
-        "runIds",
-        run_ids,
+        field,
+        keys,
         check=check,
         write=write_runs,
-        answer=lambda raw, _, found: _answer(raw, found, by_name=False, action=action),
+        answer=lambda key, _, found: _answer(key, found, by_name=by_name, action=action),
         refuse=_refused,
     )
 
@@ -197,11 +220,10 @@ async def stop_runs(
     abort: bool,
 ) -> list[RunAnswer]:
     """Stop (or abort) many runs in one short write transaction; a result per request."""
-    viewer = ctx.viewer
     if run_ids is not None and (project is not None or names is not None):
         raise BadInput("runIds", "pass either runIds, or project and names, not both")
+    stop = partial(lifecycle.stop_runs, abort=abort)
     if run_ids is not None:
-        stop = partial(lifecycle.stop_runs, abort=abort)
         return await answer_runs_by_id(ctx, run_ids, stop, action="stop")
     if project is None or names is None:
         raise BadInput(
@@ -210,24 +232,7 @@ async def stop_runs(
         )
     check_batch("names", len(names), ctx.settings.max_stop_batch)
     check_text(project, "project")
-
-    async def write_runs(wanted: list[str]) -> list[Found]:
-        async with ctx.db.write() as session:
-            locked = await lifecycle.lock_runs(
-                session, viewer, project_name=project, names=list(dict.fromkeys(wanted))
-            )
-            outcomes = await lifecycle.stop_runs(session, viewer, locked, abort=abort)
-        by_name = locked.by_name()
-        return [Found.of(by_name.get(name), outcomes) for name in wanted]
-
-    return await answer_each(
-        "names",
-        names,
-        check=check_text,
-        write=write_runs,
-        answer=lambda name, _, found: _answer(name, found, by_name=True, action="stop"),
-        refuse=_refused,
-    )
+    return await _answer_runs(ctx, "names", names, check_text, stop, action="stop", project=project)
 
 
 async def delete_runs(ctx: Context, *, run_ids: Sequence[str]) -> list[RunAnswer]:
