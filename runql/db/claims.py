@@ -116,11 +116,11 @@ async def lock_held(
     held: list[Locked | JobOutcome] = []
     for item in items:
         row = found.get(item.job_id)
-        held.append(NOT_FOUND if row is None else claim_refusal(row, item.token_hash) or row)
+        held.append(NOT_FOUND if row is None else _claim_refusal(row, item.token_hash) or row)
     return held
 
 
-def claim_refusal(job: LockedJob, token_hash: str) -> JobOutcome | None:
+def _claim_refusal(job: LockedJob, token_hash: str) -> JobOutcome | None:
     """Why the caller's token no longer holds the job's current claim (the refused item's
     outcome), or None when it does."""
     if job.claim_token_hash is None or not secrets.compare_digest(job.claim_token_hash, token_hash):

@@ -4,6 +4,9 @@
 Bulk calls answer per requested run, in request order: problems with one run are data
 (``{code, message}``), not a failed request. Problems with the request as a whole (too
 many ids, both ``runIds`` and ``names``) are top-level errors naming the argument.
+Each is ``runql.resolvers.batch.answer_each``; a bulk call over runs by id is
+:func:`answer_runs_by_id` with its database write (``(session, viewer, locked runs) ->
+outcome per run id``, as ``runql.db.lifecycle.stop_runs`` and ``delete_runs``).
 """
 
 from __future__ import annotations
