@@ -1,13 +1,14 @@
 """The event log: one row per change of a run or job, written in the transaction that
 made the change, read in an order that never skips or repeats an event.
 
-Appending. Every home of a change (``runql.db.lifecycle``, ``runql.db.runner``,
-``runql.db.job_effects``, ``runql.db.lease_expiry``) collects what it changed in an
-:class:`EventBatch` and flushes it once, before its transaction commits: one INSERT ...
-SELECT over bound lists (one parameter per column, as in ``runql.db.key_lists``), which
-finds each event's run and project by joining ``jobs`` and ``runs``. Set-based statements
-whose rows are not known in Python learn them with ``RETURNING``. So a transaction costs
-one statement more whatever it changed, and none when it changed nothing.
+Appending. Every home of a change (``runql.db.lifecycle``, ``runql.db.claims``,
+``runql.db.completions``, ``runql.db.job_effects``, ``runql.db.lease_expiry``) collects
+what it changed in an :class:`EventBatch` and flushes it once, before its transaction
+commits: one INSERT ... SELECT over bound lists (one parameter per column, as in
+``runql.db.key_lists``), which finds each event's run and project by joining ``jobs`` and
+``runs``. Set-based statements whose rows are not known in Python learn them with
+``RETURNING``. So a transaction costs one statement more whatever it changed, and none
+when it changed nothing.
 
 Positions. An event's position is ``(txid, id)``. On SQLite ``txid`` is 0: writers hold
 the database write lock for their whole transaction, so ids are handed out in commit

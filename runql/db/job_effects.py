@@ -2,7 +2,7 @@
 downstream jobs, aborting jobs that can never run, the run's status roll-up, and finishing
 stopped runs.
 
-:class:`FinishedJobs` is the one way in: completions (``runql.db.runner``), lease expiry
+:class:`FinishedJobs` is the one way in: completions (``runql.db.completions``), lease expiry
 (``runql.db.lease_expiry``) and stops (``runql.db.lifecycle``) record the jobs they just
 ended, classified once here, and ``apply`` sets off the rest in the order that keeps it
 exact. Each statement costs the same whatever the number of jobs; the statements are built
@@ -59,6 +59,12 @@ LEASED_SQL = ("RUNNING", "TERMINATING")  # ix_jobs_lease
 
 #: The jobs table for Core executemany UPDATEs (ORM bulk updates would not tell loaded rows).
 JOBS_TABLE = cast(Table, Job.__table__)
+
+
+def per_job_update(**values: Any) -> Any:
+    """An executemany UPDATE of jobs (claims, completions): one parameter row per job,
+    keyed by its id as ``b_id``; ``values`` bind the row's other parameters."""
+    return update(JOBS_TABLE).where(JOBS_TABLE.c.id == bindparam("b_id")).values(**values)
 
 
 def status_in(column: Any, *statuses: str) -> ColumnElement[bool]:

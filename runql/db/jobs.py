@@ -26,15 +26,9 @@ from sqlalchemy.orm import aliased
 
 from runql.db.dialect import dialect_of
 from runql.db.enums import JobStatus
+from runql.db.heavy_columns import heavy_columns
 from runql.db.key_lists import in_list, key_params, key_table
-from runql.db.models import (
-    HEAVY_JOB_COLUMNS,
-    Job,
-    JobDependency,
-    LogicalJob,
-    Run,
-    submission_of,
-)
+from runql.db.models import Job, JobDependency, LogicalJob, Run, submission_of
 from runql.db.visibility import Viewer, visible_projects
 
 #: ``(run_id, replica_num, job_num)``
@@ -313,10 +307,4 @@ async def job_columns(
     session: AsyncSession, ids: Sequence[int], columns: Sequence[str]
 ) -> dict[int, dict[str, Any]]:
     """Heavy columns of jobs already known to be visible, in one statement."""
-    unknown = set(columns) - set(HEAVY_JOB_COLUMNS)
-    if unknown:
-        raise ValueError(f"not a heavy job column: {sorted(unknown)}")
-    cols = [getattr(Job, name) for name in columns]
-    where = in_list(Job.id, dialect_of(session), values=ids)
-    rows = await session.execute(select(Job.id, *cols).where(where))
-    return {row[0]: dict(zip(columns, row[1:], strict=True)) for row in rows}
+    return await heavy_columns(session, Job, ids, columns)

@@ -5,7 +5,7 @@ lease has expired (:func:`expired_leases_exist`), and only then ends those claim
 write transaction (:func:`requeue_expired`). What an ended claim sets off (a retry, aborted
 downstream jobs, the run's status) is the same as for a runner's completion:
 :class:`~runql.db.job_effects.FinishedJobs`. The sweep keeps the lock order of every writer
-(runs, then jobs, each in id order; the rule is in ``runql.db.runner``), taking its runs
+(runs, then jobs, each in id order; the rule is in ``runql.db.locking``), taking its runs
 with ``SKIP LOCKED`` so it never waits.
 """
 

@@ -8,7 +8,7 @@ locks the rows ``FOR UPDATE`` ordered by id, so two overlapping bulk calls queue
 deadlocking; on SQLite the caller's ``Database.write()`` already holds the write lock.
 
 Every writer keeps one lock order: runs before jobs, each in id order (the full rule, and
-why it rules out deadlocks, is in ``runql.db.runner``). A stop holds every run it stops
+why it rules out deadlocks, is in ``runql.db.locking``). A stop holds every run it stops
 before its first job UPDATE, so it may update their jobs in any (plan) order: every other
 writer that waits for those jobs takes their run first (renewals ``FOR SHARE``, completions
 and sweeps ``FOR UPDATE``) and so waits at the run instead; claims never wait.

@@ -18,13 +18,13 @@ What a restart does to a run it accepts (``DONE``, ``FAILED`` or ``TERMINATED``)
   transaction, and its ``retry_base`` too: retries are counted from the new submission,
   so the retry budget is fresh (``runql.db.job_effects.FinishingJob``).
 * the run's ``attempt`` + 1 (every claim token of an earlier attempt is then refused as
-  ``STALE_CLAIM``: ``runql.db.runner``), ``finishedAt`` and ``terminationReason``
+  ``STALE_CLAIM``: ``runql.db.claims``), ``finishedAt`` and ``terminationReason``
   cleared, ``restarted_by`` set to the caller, status ``SUBMITTED``. A re-run set always
   has a job whose upstream jobs are all kept (the DAG has no cycle), so the run has a
   ready job and ``SUBMITTED`` is what its submissions make it.
 
 Locks: the runs are held ``FOR UPDATE`` (id order) before any statement touches a job,
-the order every writer keeps (``runql.db.runner``). The INSERT only reads existing jobs
+the order every writer keeps (``runql.db.locking``). The INSERT only reads existing jobs
 and the UPDATE of ``logical_jobs`` touches rows of the held runs only, so a restart
 waits for nothing but runs.
 """

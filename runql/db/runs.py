@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from runql.db.dialect import dialect_of
 from runql.db.enums import ACTIVE_RUN_STATUSES, RunStatus
+from runql.db.heavy_columns import heavy_columns
 from runql.db.key_lists import in_list
-from runql.db.models import HEAVY_RUN_COLUMNS, Project, Run, User
+from runql.db.models import Project, Run, User
 from runql.db.paging import page_rows
 from runql.db.visibility import Viewer, visible_projects
 
@@ -127,10 +128,4 @@ async def run_columns(
     session: AsyncSession, ids: Sequence[int], columns: Sequence[str]
 ) -> dict[int, dict[str, Any]]:
     """Heavy columns of runs already known to be visible, in one statement."""
-    unknown = set(columns) - set(HEAVY_RUN_COLUMNS)
-    if unknown:
-        raise ValueError(f"not a heavy run column: {sorted(unknown)}")
-    cols = [getattr(Run, name) for name in columns]
-    where = in_list(Run.id, dialect_of(session), values=ids)
-    rows = await session.execute(select(Run.id, *cols).where(where))
-    return {row[0]: dict(zip(columns, row[1:], strict=True)) for row in rows}
+    return await heavy_columns(session, Run, ids, columns)

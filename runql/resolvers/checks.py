@@ -19,12 +19,9 @@ import datetime as dt
 import json
 import math
 import re
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
-from runql.resolvers.errors import BadInput, ClientError, LimitExceeded
-
-T = TypeVar("T")
+from runql.resolvers.errors import BadInput, LimitExceeded
 
 #: Column widths of ``runs.name`` and ``jobs.name``.
 MAX_NAME_LENGTH = 128
@@ -143,22 +140,6 @@ def check_json_object(value: Any, field: str, *, max_bytes: int, max_depth: int)
     if size > max_bytes:
         raise LimitExceeded(f"{field} (bytes)", max_bytes, size)
     return value
-
-
-def check_each(
-    values: Sequence[str], check: Callable[[str, str], T], field: str
-) -> tuple[dict[str, T], dict[str, ClientError]]:
-    """``check`` applied to each item of a bulk call's list argument (``field[i]``): the
-    checked values, and the malformed items with their error. A malformed item is
-    answered on its own and holds back no other."""
-    checked: dict[str, T] = {}
-    malformed: dict[str, ClientError] = {}
-    for i, value in enumerate(values):
-        try:
-            checked[value] = check(value, f"{field}[{i}]")
-        except ClientError as exc:
-            malformed.setdefault(value, exc)
-    return checked, malformed
 
 
 def check_batch(field: str, size: int, limit: int) -> None:

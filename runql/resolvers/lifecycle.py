@@ -4,6 +4,9 @@
 Bulk calls answer per requested run, in request order: problems with one run are data
 (``{code, message}``), not a failed request. Problems with the request as a whole (too
 many ids, both ``runIds`` and ``names``) are top-level errors naming the argument.
+Each is ``runql.resolvers.batch.answer_each``; a bulk call over runs by id is
+:func:`answer_runs_by_id` with its database write (``(session, viewer, locked runs) ->
+outcome per run id``, as ``runql.db.lifecycle.stop_runs`` and ``delete_runs``).
 """
 
 from __future__ import annotations
@@ -16,14 +19,15 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from runql.db import lifecycle
-from runql.db.enums import RunStatus
+from runql.db import restart as restart_db
+from runql.db.enums import RestartScope, RunStatus
 from runql.db.lifecycle import JobDefinition, LockedRuns, RunOutcome
 from runql.db.models import Run
 from runql.db.visibility import Viewer
 from runql.error_codes import ErrorCode
+from runql.resolvers.batch import Answered, answer_each
 from runql.resolvers.checks import (
     check_batch,
-    check_each,
     check_json_object,
     check_name,
     check_text,
@@ -31,7 +35,7 @@ from runql.resolvers.checks import (
 )
 from runql.resolvers.context import Context
 from runql.resolvers.dag import validate_jobs
-from runql.resolvers.errors import BadInput, ClientError, ItemError, NotFound
+from runql.resolvers.errors import BadInput, ItemError, NotFound
 
 # --- submitRun -------------------------------------------------------------------------
 
@@ -116,42 +120,131 @@ def _message(refusal: ErrorCode, label: str, run: Run | None, action: str) -> st
     status = run.status if run is not None else "unknown"
     if refusal == ErrorCode.ALREADY_FINISHED:
         return f"{label}: already finished ({status})"
+    if refusal == ErrorCode.INVALID_STATE:  # restartRuns
+        if status in restart_db.RESTARTABLE:
+            return f"{label}: every job is DONE, nothing failed to re-run (scope ALL re-runs all)"
+        final = ", ".join(sorted(s.value for s in restart_db.RESTARTABLE))
+        return f"{label}: still {status}; only finished runs ({final}) can be restarted"
     return f"{label}: still {status}; stop it first, only finished runs can be deleted"
 
 
-def _results(
-    keys: Sequence[str],
-    find: Callable[[str], Run | None],
-    outcomes: dict[int, RunOutcome],
-    *,
-    by_name: bool,
-    action: str,
-    malformed: dict[str, ClientError],
+@dataclass(frozen=True)
+class Found:
+    """What the batch write found of one requested run: the run (None when unknown or
+    not visible) and its outcome."""
+
+    run: Run | None = None
+    outcome: RunOutcome | None = None
+
+    @classmethod
+    def of(cls, run: Run | None, outcomes: dict[int, RunOutcome]) -> Found:
+        return cls(run, None if run is None else outcomes.get(run.id))
+
+
+def _answer(key: str, found: Found, *, by_name: bool, action: str) -> RunAnswer:
+    """The answer for the run requested as ``key`` (an id, or a name ``by_name``)."""
+    run, outcome = found.run, found.outcome
+    label = f"run {key!r}" if by_name else f"run {key}"
+    refusal = ErrorCode.NOT_FOUND if outcome is None else outcome.refusal
+    if refusal is not None:
+        error = ItemError(code=refusal.value, message=_message(refusal, label, run, action))
+        shown = None
+    else:
+        error, shown = None, outcome.run if outcome is not None else None
+    return RunAnswer(
+        run_id=str(run.id) if run is not None else (None if by_name else key),
+        name=key if by_name else (run.name if run is not None else None),
+        run=shown,
+        error=error,
+    )
+
+
+def _refused(key: str, error: ItemError) -> RunAnswer:
+    return RunAnswer(run_id=None, name=None, run=None, error=error)
+
+
+#: A bulk write over locked runs (``lifecycle.stop_runs``, ``lifecycle.delete_runs``).
+RunsWrite = Callable[[AsyncSession, Viewer, LockedRuns], Awaitable[dict[int, RunOutcome]]]
+
+
+async def answer_runs_by_id(
+    ctx: Context, run_ids: Sequence[str], write: RunsWrite, *, action: str
 ) -> list[RunAnswer]:
-    answers = []
-    for key in keys:
-        bad = malformed.get(key)
-        if bad is not None:
-            answers.append(RunAnswer(run_id=None, name=None, run=None, error=ItemError.of(bad)))
-            continue
-        run = find(key)
-        outcome = outcomes.get(run.id) if run is not None else None
-        label = f"run {key!r}" if by_name else f"run {key}"
-        refusal = ErrorCode.NOT_FOUND if outcome is None else outcome.refusal
-        if refusal is not None:
-            error = ItemError(code=refusal.value, message=_message(refusal, label, run, action))
-            shown = None
-        else:
-            error, shown = None, outcome.run if outcome is not None else None
-        answers.append(
-            RunAnswer(
-                run_id=str(run.id) if run is not None else (None if by_name else key),
-                name=key if by_name else (run.name if run is not None else None),
-                run=shown,
-                error=error,
-            )
+    """A bulk call over runs by id (``runql.resolvers.batch``): each id checked, the runs
+    of the good ones locked and passed to ``write`` in one transaction, a result per id in
+    request order. ``action`` names what was refused (``... may {action} it``)."""
+    check_batch("runIds", len(run_ids), ctx.settings.max_stop_batch)
+    return await _answer_runs(ctx, "runIds", run_ids, _check_id, write, action=action)
+
+
+def _check_id(raw: str, label: str) -> int | Answered[Found]:
+    run_id = parse_id(raw, label)
+    return Answered(Found()) if run_id is None else run_id
+
+
+async def _answer_runs(
+    ctx: Context,
+    field: str,
+    keys: Sequence[str],
+    check: Callable[[str, str], Any],
+    write: RunsWrite,
+    *,
+    action: str,
+    project: str | None = None,
+) -> list[RunAnswer]:
+    """:func:`~runql.resolvers.batch.answer_each` over runs: by id, or by name in
+    ``project``."""
+    viewer = ctx.viewer
+    by_name = project is not None
+
+    async def write_runs(wanted: list[Any]) -> list[Found]:
+        async with ctx.db.write() as session:
+            if by_name:
+                names = list(dict.fromkeys(wanted))
+                locked = await lifecycle.lock_runs(
+                    session, viewer, project_name=project, names=names
+                )
+            else:
+                locked = await lifecycle.lock_runs(session, viewer, ids=sorted(set(wanted)))
+            outcomes = await write(session, viewer, locked)
+        runs: dict[Any, Run] = locked.by_name() if by_name else locked.by_id()
+        return [Found.of(runs.get(key), outcomes) for key in wanted]
+
+    return await answer_each(
+        field,
+        keys,
+        check=check,
+        write=write_runs,
+        answer=lambda key, _, found: _answer(key, found, by_name=by_name, action=action),
+        refuse=_refused,
+    )
+
+
+async def answer_runs(
+    ctx: Context,
+    *,
+    run_ids: Sequence[str] | None,
+    project: str | None,
+    names: Sequence[str] | None,
+    write: RunsWrite,
+    action: str,
+) -> list[RunAnswer]:
+    """A bulk call over runs given by id, or by name in a project (``stopRuns``,
+    ``restartRuns``): checks, one locked ``write``, a result per request in its order."""
+    if run_ids is not None and (project is not None or names is not None):
+        raise BadInput("runIds", "pass either runIds, or project and names, not both")
+    if run_ids is not None:
+        return await answer_runs_by_id(ctx, run_ids, write, action=action)
+    if project is None or names is None:
+        raise BadInput(
+            "project" if project is None else "names",
+            "pass runIds, or project together with names",
         )
-    return answers
+    check_batch("names", len(names), ctx.settings.max_stop_batch)
+    check_text(project, "project")
+    return await _answer_runs(
+        ctx, "names", names, check_text, write, action=action, project=project
+    )
 
 
 async def stop_runs(
@@ -163,85 +256,31 @@ async def stop_runs(
     abort: bool,
 ) -> list[RunAnswer]:
     """Stop (or abort) many runs in one short write transaction; a result per request."""
-    viewer = ctx.viewer
-    if run_ids is not None and (project is not None or names is not None):
-        raise BadInput("runIds", "pass either runIds, or project and names, not both")
-    if run_ids is None:
-        if project is None or names is None:
-            raise BadInput(
-                "project" if project is None else "names",
-                "pass runIds, or project together with names",
-            )
-        check_batch("names", len(names), ctx.settings.max_stop_batch)
-        check_text(project, "project")
-        _, malformed = check_each(names, check_text, "names")
-        wanted = [name for name in dict.fromkeys(names) if name not in malformed]
-        if not wanted:
-            locked, outcomes = LockedRuns(runs=[], roles={}), {}
-        else:
-            async with ctx.db.write() as session:
-                locked = await lifecycle.lock_runs(
-                    session, viewer, project_name=project, names=wanted
-                )
-                outcomes = await lifecycle.stop_runs(session, viewer, locked, abort=abort)
-        by_name = locked.by_name()
-        return _results(
-            names, by_name.get, outcomes, by_name=True, action="stop", malformed=malformed
-        )
-    check_batch("runIds", len(run_ids), ctx.settings.max_stop_batch)
-    parsed, malformed = check_each(run_ids, parse_id, "runIds")
-    locked, outcomes = await _locked_write(ctx, parsed, partial(lifecycle.stop_runs, abort=abort))
-    by_id = locked.by_id()
-    return _results(
-        run_ids,
-        _finder(parsed, by_id),
-        outcomes,
-        by_name=False,
-        action="stop",
-        malformed=malformed,
+    stop = partial(lifecycle.stop_runs, abort=abort)
+    return await answer_runs(
+        ctx, run_ids=run_ids, project=project, names=names, write=stop, action="stop"
+    )
+
+
+async def restart_runs(
+    ctx: Context,
+    *,
+    run_ids: Sequence[str] | None,
+    project: str | None,
+    names: Sequence[str] | None,
+    scope: RestartScope,
+) -> list[RunAnswer]:
+    """Restart many finished runs in one short write transaction (``runql.db.restart``);
+    a result per request."""
+    restart = partial(restart_db.restart_runs, scope=scope)
+    return await answer_runs(
+        ctx, run_ids=run_ids, project=project, names=names, write=restart, action="restart"
     )
 
 
 async def delete_runs(ctx: Context, *, run_ids: Sequence[str]) -> list[RunAnswer]:
     """Soft-delete many finished runs in one short write transaction; a result per id."""
-    check_batch("runIds", len(run_ids), ctx.settings.max_stop_batch)
-    parsed, malformed = check_each(run_ids, parse_id, "runIds")
-    locked, outcomes = await _locked_write(ctx, parsed, lifecycle.delete_runs)
-    by_id = locked.by_id()
-    return _results(
-        run_ids,
-        _finder(parsed, by_id),
-        outcomes,
-        by_name=False,
-        action="delete",
-        malformed=malformed,
-    )
-
-
-def _finder(parsed: dict[str, int | None], by_id: dict[int, Run]) -> Callable[[str], Run | None]:
-    def find(raw: str) -> Run | None:
-        run_id = parsed.get(raw)
-        return None if run_id is None else by_id.get(run_id)
-
-    return find
-
-
-#: A bulk write over locked runs (``lifecycle.stop_runs``, ``lifecycle.delete_runs``).
-RunsWrite = Callable[[AsyncSession, Viewer, LockedRuns], Awaitable[dict[int, RunOutcome]]]
-
-
-async def _locked_write(
-    ctx: Context, parsed: dict[str, int | None], write: RunsWrite
-) -> tuple[LockedRuns, dict[int, RunOutcome]]:
-    """Lock the requested runs by id and apply ``write`` to them, in one transaction."""
-    viewer = ctx.viewer
-    ids = sorted({run_id for run_id in parsed.values() if run_id is not None})
-    if not ids:
-        return LockedRuns(runs=[], roles={}), {}
-    async with ctx.db.write() as session:
-        locked = await lifecycle.lock_runs(session, viewer, ids=ids)
-        outcomes = await write(session, viewer, locked)
-    return locked, outcomes
+    return await answer_runs_by_id(ctx, run_ids, lifecycle.delete_runs, action="delete")
 
 
 # --- Run.viewerCanStop / Run.viewerCanDelete -------------------------------------------

@@ -1,7 +1,8 @@
 """The functions behind ``claimJobs``, ``renewLeases`` and ``completeJobs``.
 
-They validate the request, turn tokens into hashes, call ``runql.db.runner`` inside one
-short write transaction, and turn its outcomes into per-item results in request order.
+They validate the request, turn tokens into hashes, call ``runql.db.claims``,
+``runql.db.leases`` or ``runql.db.completions`` inside one short write transaction, and
+turn the outcomes into per-item results in request order (``runql.resolvers.batch``).
 A request that is wrong as a whole (too many items, a bad lease length) is a top-level
 error naming the field; a problem with one item (a malformed id, token or result, a stale
 claim) is data on that item and never stops the other items from applying.
@@ -14,12 +15,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from runql.db import runner as runner_db
+from runql.db import claims as claims_db
+from runql.db import completions as completions_db
+from runql.db import leases as leases_db
 from runql.db.accounts import hash_token
+from runql.db.claims import NOT_FOUND, Claim, JobOutcome
+from runql.db.completions import CompletionItem
 from runql.db.enums import CompletionStatus
+from runql.db.leases import LeaseItem
 from runql.db.models import Job
-from runql.db.runner import Claim, CompletionItem, JobOutcome, LeaseItem
 from runql.observe import metrics
+from runql.resolvers.batch import Answered, answer_each
 from runql.resolvers.checks import (
     check_batch,
     check_json_object,
@@ -29,7 +35,7 @@ from runql.resolvers.checks import (
     parse_id,
 )
 from runql.resolvers.context import Context
-from runql.resolvers.errors import BadInput, ClientError, ItemError, LimitExceeded
+from runql.resolvers.errors import BadInput, ItemError, LimitExceeded
 
 #: Lease length when the runner does not ask for one (clamped to the configured bounds).
 DEFAULT_LEASE_SECONDS = 60
@@ -95,15 +101,13 @@ def _claim_key(label: str, job_id: str, claim_token: str) -> tuple[int | None, s
     return parsed, hash_token(claim_token)
 
 
-def _error(label: str, outcome: JobOutcome) -> ItemError | None:
+def _answer(job_id: str, label: str, outcome: JobOutcome, **more: Any) -> JobAnswer:
+    """Like every bulk call: the job's id when the item applied, the error otherwise
+    (naming the item and its job)."""
     if outcome.refusal is None:
-        return None
-    return ItemError(code=outcome.refusal.value, message=f"{label}: {outcome.detail}")
-
-
-def _applied(outcome: JobOutcome) -> int | None:
-    """Like every bulk call: the object when the item applied, the error otherwise."""
-    return outcome.job_id if outcome.refusal is None else None
+        return JobAnswer(job_id, outcome.job_id, None, **more)
+    message = f"{label} (job {job_id}): {outcome.detail}"
+    return JobAnswer(job_id, None, ItemError(code=outcome.refusal.value, message=message), **more)
 
 
 async def result_job(ctx: Context, answer: JobAnswer) -> Job | None:
@@ -147,12 +151,12 @@ async def claim_jobs(
     seconds = _lease_seconds(ctx, lease_seconds)
     if ctx.db.is_sqlite and not ctx.made_ready:
         async with ctx.db.read() as session:
-            if not await runner_db.claimable_jobs_exist(session, viewer, project):
+            if not await claims_db.claimable_jobs_exist(session, viewer, project):
                 return []
     # The lease starts once the claim holds its locks (the db layer takes the time), not
     # when the request arrived: waiting for other writers must not use it up.
     async with ctx.db.write() as session:
-        claims = await runner_db.claim_jobs(
+        claims = await claims_db.claim_jobs(
             session,
             viewer,
             runner_name=runner_name,
@@ -177,44 +181,34 @@ async def renew_leases(
     """Extend the leases the caller still holds; a result per item, in request order."""
     viewer = ctx.viewer
     check_batch("leases", len(leases), ctx.settings.max_batch_size)
-    seconds = _lease_seconds(ctx, lease_seconds)
-    keys: list[tuple[int | None, str] | ItemError] = []
-    for i, lease in enumerate(leases):
-        try:
-            keys.append(_claim_key(f"leases[{i}]", lease.job_id, lease.claim_token))
-        except ClientError as exc:
-            keys.append(ItemError.of(exc))
-    items = [
-        LeaseItem(key[0], key[1])
-        for key in keys
-        if not isinstance(key, ItemError) and key[0] is not None
-    ]
-    outcomes: list[JobOutcome] = []
-    expires: dt.datetime | None = None  # taken by the db layer once the locks are held
-    if items:
+    lease = dt.timedelta(seconds=_lease_seconds(ctx, lease_seconds))
+
+    def check(item: Lease, label: str) -> LeaseItem | Answered[JobOutcome]:
+        job_id, token_hash = _claim_key(label, item.job_id, item.claim_token)
+        return Answered(NOT_FOUND) if job_id is None else LeaseItem(job_id, token_hash)
+
+    async def write(items: list[LeaseItem]) -> list[JobOutcome]:
+        # The new expiry is taken by the db layer once the locks are held.
         async with ctx.db.write() as session:
-            renewals = await runner_db.renew_leases(
-                session, viewer, items, lease=dt.timedelta(seconds=seconds)
-            )
-        outcomes, expires = renewals.outcomes, renewals.lease_expires_at
-    found = iter(outcomes)
-    answers = []
-    for i, (key, lease) in enumerate(zip(keys, leases, strict=True)):
-        if isinstance(key, ItemError):
-            answers.append(JobAnswer(lease.job_id, None, key, must_stop=True))
-            continue
-        outcome = runner_db.NOT_FOUND if key[0] is None else next(found)
-        error = _error(f"leases[{i}] (job {lease.job_id})", outcome)
-        answers.append(
-            JobAnswer(
-                job_id=lease.job_id,
-                applied_id=_applied(outcome),
-                error=error,
-                must_stop=outcome.must_stop,
-                lease_expires_at=None if error else expires,
-            )
+            return await leases_db.renew_leases(session, viewer, items, lease=lease)
+
+    def answer(item: Lease, label: str, outcome: JobOutcome) -> JobAnswer:
+        return _answer(
+            item.job_id,
+            label,
+            outcome,
+            must_stop=outcome.must_stop,
+            lease_expires_at=outcome.lease_expires_at,
         )
-    return answers
+
+    return await answer_each(
+        "leases",
+        leases,
+        check=check,
+        write=write,
+        answer=answer,
+        refuse=lambda item, error: JobAnswer(item.job_id, None, error, must_stop=True),
+    )
 
 
 # --- completeJobs ----------------------------------------------------------------------
@@ -228,59 +222,44 @@ async def complete_jobs(ctx: Context, *, completions: Sequence[Completion]) -> l
     viewer = ctx.viewer
     settings = ctx.settings
     check_batch("completions", len(completions), settings.max_batch_size)
-    item_errors: list[ItemError | None] = []
-    items: list[CompletionItem] = []
-    for i, completion in enumerate(completions):
-        label = f"completions[{i}]"
-        try:
-            job_id, token_hash = _claim_key(label, completion.job_id, completion.claim_token)
-            result = (
-                None
-                if completion.result is None
-                else check_json_object(
-                    completion.result,
-                    f"{label}.result",
-                    max_bytes=settings.max_json_bytes,
-                    max_depth=settings.max_json_depth,
-                )
+
+    def check(item: Completion, label: str) -> CompletionItem | Answered[JobOutcome]:
+        job_id, token_hash = _claim_key(label, item.job_id, item.claim_token)
+        result = (
+            None
+            if item.result is None
+            else check_json_object(
+                item.result,
+                f"{label}.result",
+                max_bytes=settings.max_json_bytes,
+                max_depth=settings.max_json_depth,
             )
-        except ClientError as exc:
-            item_errors.append(ItemError.of(exc))
-            continue
+        )
         if job_id is None:
-            item_errors.append(_error(f"{label} (job {completion.job_id})", runner_db.NOT_FOUND))
-            continue
-        item_errors.append(None)
-        items.append(
-            CompletionItem(
-                job_id=job_id,
-                token_hash=token_hash,
-                status=completion.status,
-                exit_status=completion.exit_status,
-                message=clean_message(completion.message),
-                result=result,
-            )
+            return Answered(NOT_FOUND)
+        return CompletionItem(
+            job_id=job_id,
+            token_hash=token_hash,
+            status=item.status,
+            exit_status=item.exit_status,
+            message=clean_message(item.message),
+            result=result,
         )
-    outcomes: list[JobOutcome] = []
-    if items:
+
+    async def write(items: list[CompletionItem]) -> list[JobOutcome]:
         async with ctx.db.write() as session:
-            completed = await runner_db.complete_jobs(session, viewer, items)
-        outcomes = completed.outcomes
+            completed = await completions_db.complete_jobs(session, viewer, items)
         ctx.made_ready += completed.made_ready
-    found = iter(outcomes)
-    answers = []
-    for i, (completion, item_error) in enumerate(zip(completions, item_errors, strict=True)):
-        if item_error is not None:
-            answers.append(JobAnswer(job_id=completion.job_id, applied_id=None, error=item_error))
-            continue
-        outcome = next(found)
-        error = _error(f"completions[{i}] (job {completion.job_id})", outcome)
-        answers.append(
-            JobAnswer(
-                job_id=completion.job_id,
-                applied_id=_applied(outcome),
-                error=error,
-                repeated=outcome.repeated,
-            )
-        )
-    return answers
+        return completed.outcomes
+
+    def answer(item: Completion, label: str, outcome: JobOutcome) -> JobAnswer:
+        return _answer(item.job_id, label, outcome, repeated=outcome.repeated)
+
+    return await answer_each(
+        "completions",
+        completions,
+        check=check,
+        write=write,
+        answer=answer,
+        refuse=lambda item, error: JobAnswer(item.job_id, None, error),
+    )

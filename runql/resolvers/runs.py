@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Awaitable, Iterable
-from dataclasses import dataclass, field, fields
+from collections.abc import Awaitable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from runql.db import jobs as job_queries
@@ -227,7 +227,8 @@ async def _loaded_status_message(ctx: Context, run: Run) -> str:
 
 @dataclass(frozen=True)
 class JobCounts:
-    """Logical jobs of a run per status of their latest submission."""
+    """Logical jobs of a run per status of their latest submission, and all of them
+    (:meth:`of` counts the total). Also the schema's ``JobCounts`` type."""
 
     blocked: int = 0
     submitted: int = 0
@@ -237,15 +238,17 @@ class JobCounts:
     aborted: int = 0
     failed: int = 0
     done: int = 0
+    total: int = 0
 
-    @property
-    def total(self) -> int:
-        return sum(getattr(self, f.name) for f in fields(self))
+    @classmethod
+    def of(cls, counts: Mapping[JobStatus, int]) -> JobCounts:
+        by_status = {status.value.lower(): n for status, n in counts.items()}
+        return cls(**by_status, total=sum(counts.values()))
 
 
 async def run_job_counts(ctx: Context, run: Run) -> JobCounts:
     counts: dict[JobStatus, int] = await ctx.loaders.job_counts_by_run.load(run.id)
-    return JobCounts(**{status.value.lower(): n for status, n in counts.items()})
+    return JobCounts.of(counts)
 
 
 async def run_column(ctx: Context, run: Run, column: str) -> Any:

@@ -1,6 +1,6 @@
 """Lifecycle mutations: ``submitRun``, ``stopRuns``, ``deleteRuns``, ``restartRuns``, with
 their inputs and payloads. Declarative: each field is one call into
-``runql.resolvers.lifecycle`` (``runql.resolvers.restart`` for ``restartRuns``)."""
+``runql.resolvers.lifecycle``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import strawberry
 from strawberry.scalars import JSON
 
 from runql.resolvers import lifecycle as lifecycle_resolvers
-from runql.resolvers import restart as restart_resolvers
 from runql.resolvers.dag import JobDefinition
 from runql.schema.enums import RestartScope
 from runql.schema.info import Info
@@ -234,7 +233,7 @@ class LifecycleMutation:
         ],
     ) -> RestartRunsPayload:
         return RestartRunsPayload(
-            results=await restart_resolvers.restart_runs(  # type: ignore[arg-type]
+            results=await lifecycle_resolvers.restart_runs(  # type: ignore[arg-type]
                 info.context,
                 run_ids=input.run_ids,
                 project=input.project,

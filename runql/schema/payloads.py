@@ -7,26 +7,21 @@ exactly the codes an item can carry.
 
 from __future__ import annotations
 
-import strawberry
-from strawberry.types.base import get_object_definition
-
 from runql.error_codes import ITEM_CODES
 from runql.resolvers.errors import ItemError
+from runql.schema.expose import expose
 
-strawberry.type(
+expose(
     ItemError,
     description=(
         "Why one item of a bulk call was not applied: `code`, stable and machine-readable, "
         f"is one of {', '.join(ITEM_CODES)} (see docs/errors.md); `message` explains it "
         "for a person and names the item."
     ),
+    fields={
+        "code": "Stable machine-readable code (docs/errors.md).",
+        "message": "Human-readable explanation, naming the item.",
+    },
 )
-# The resolvers' dataclass cannot carry GraphQL descriptions; its fields get them here.
-_FIELD_DESCRIPTIONS = {
-    "code": "Stable machine-readable code (docs/errors.md).",
-    "message": "Human-readable explanation, naming the item.",
-}
-for _field in get_object_definition(ItemError, strict=True).fields:
-    _field.description = _FIELD_DESCRIPTIONS[_field.python_name]
 
 __all__ = ["ItemError"]

@@ -15,7 +15,10 @@ from runql.resolvers import jobs as job_resolvers
 from runql.resolvers import lifecycle as lifecycle_resolvers
 from runql.resolvers import runs as run_resolvers
 from runql.resolvers.jobs import AnyJob, JobRow
+from runql.resolvers.pagination import Edge, PageInfo
+from runql.resolvers.runs import JobCounts
 from runql.schema.enums import JobStatus, MemberRole, RunStatus, UserRole
+from runql.schema.expose import expose
 from runql.schema.info import Info
 from runql.schema.lookahead import asks_only_for
 
@@ -35,18 +38,21 @@ def _is(*backing: type) -> Any:
     return classmethod(is_type_of)
 
 
-@strawberry.type(description="Pagination state of a connection (Relay style).")
-class PageInfo:
-    has_next_page: bool = strawberry.field(description="More items exist after endCursor.")
-    has_previous_page: bool = strawberry.field(description="More items exist before startCursor.")
-    start_cursor: str | None = strawberry.field(description="Cursor of the first edge.")
-    end_cursor: str | None = strawberry.field(description="Cursor of the last edge.")
-
-
-@strawberry.type(description="An item of a connection with its opaque cursor.")
-class Edge(Generic[T]):
-    cursor: str = strawberry.field(description="Pass to after/before to page from here.")
-    node: T = strawberry.field(description="The item.")
+expose(
+    PageInfo,
+    description="Pagination state of a connection (Relay style).",
+    fields={
+        "has_next_page": "More items exist after endCursor.",
+        "has_previous_page": "More items exist before startCursor.",
+        "start_cursor": "Cursor of the first edge.",
+        "end_cursor": "Cursor of the last edge.",
+    },
+)
+expose(
+    Edge,
+    description="An item of a connection with its opaque cursor.",
+    fields={"cursor": "Pass to after/before to page from here.", "node": "The item."},
+)
 
 
 @strawberry.type(description="A keyset-paginated list.")
@@ -89,18 +95,21 @@ class Membership:
     role: MemberRole = strawberry.field(description="The user's role in it.")
 
 
-@strawberry.type(description="Logical jobs of a run per status of their latest submission.")
-class JobCounts:
-    blocked: int = strawberry.field(description="Waiting for upstream jobs.")
-    submitted: int = strawberry.field(description="Ready to be claimed by a runner.")
-    running: int = strawberry.field(description="Claimed by a runner.")
-    terminating: int = strawberry.field(description="Asked to stop, runner not yet done.")
-    terminated: int = strawberry.field(description="Stopped by a user.")
-    aborted: int = strawberry.field(description="Aborted (by a user or upstream failure).")
-    failed: int = strawberry.field(description="Failed for good.")
-    done: int = strawberry.field(description="Finished successfully.")
-    total: int = strawberry.field(description="All logical jobs of the run.")
-    is_type_of = _is(run_resolvers.JobCounts)
+expose(
+    JobCounts,
+    description="Logical jobs of a run per status of their latest submission.",
+    fields={
+        "blocked": "Waiting for upstream jobs.",
+        "submitted": "Ready to be claimed by a runner.",
+        "running": "Claimed by a runner.",
+        "terminating": "Asked to stop, runner not yet done.",
+        "terminated": "Stopped by a user.",
+        "aborted": "Aborted (by a user or upstream failure).",
+        "failed": "Failed for good.",
+        "done": "Finished successfully.",
+        "total": "All logical jobs of the run.",
+    },
+)
 
 
 @strawberry.federation.type(
@@ -186,7 +195,7 @@ class Run:
 
     @strawberry.field(description="Logical jobs per status of their latest submission.")
     async def job_counts(self, root: strawberry.Parent[models.Run], info: Info) -> JobCounts:
-        return await run_resolvers.run_job_counts(info.context, root)  # type: ignore[return-value]
+        return await run_resolvers.run_job_counts(info.context, root)
 
     @strawberry.field(description="The run's configuration as submitted (heavy: loaded on demand).")
     async def spec(self, root: strawberry.Parent[models.Run], info: Info) -> JSON:

@@ -24,7 +24,7 @@ from runql.db.enums import (
 from runql.db.lifecycle import JobDefinition, insert_run
 from runql.db.models import Event, Job, LogicalJob, Run
 from runql.db.visibility import Viewer
-from runql.resolvers import restart as restart_resolvers
+from runql.resolvers import lifecycle as lifecycle_resolvers
 from runql.resolvers import runner
 from runql.resolvers.context import Context
 from runql.resolvers.lifecycle import RunAnswer
@@ -469,7 +469,7 @@ async def test_restarting_500_runs_costs_the_statements_of_restarting_5(
 
 def _restart_call(race: Race, run_ids: list[int]) -> Awaitable[list[RunAnswer]]:
     ids = [str(i) for i in run_ids]
-    return restart_resolvers.restart_runs(
+    return lifecycle_resolvers.restart_runs(
         race.ctx, run_ids=ids, project=None, names=None, scope=RestartScope.FAILED
     )
 

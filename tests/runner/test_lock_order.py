@@ -1,7 +1,7 @@
 """One lock order for every writer: races that deadlocked before it was kept.
 
 Every write path that waits for row locks takes them runs first, then jobs, each in id
-order (``runql.db.runner``'s docstring has the rule); claims wait for nothing. On
+order (``runql.db.locking``'s docstring has the rule); claims wait for nothing. On
 PostgreSQL a writer that broke the order met another in a cycle: renewals locked jobs
 without their run while a stop, a completion or the lease sweeper held the run and
 updated its jobs in plan order, and PostgreSQL aborted one of them with ``deadlock
@@ -25,11 +25,11 @@ from typing import Any
 
 from sqlalchemy import select
 
+from runql.db.claims import Claim
 from runql.db.engine import Database
 from runql.db.enums import CompletionStatus, JobStatus, MemberRole, RunStatus
 from runql.db.lifecycle import JobDefinition, insert_run
 from runql.db.models import Job, Run
-from runql.db.runner import Claim
 from runql.db.types import utcnow
 from runql.db.visibility import Viewer
 from runql.resolvers import lifecycle, runner

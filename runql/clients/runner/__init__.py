@@ -8,7 +8,7 @@ or ``runql.schema``: everything it knows of the server comes over HTTP (and WebS
 Modules: ``client`` (GraphQL over HTTP and the documents), ``live`` (subscriptions over
 ``graphql-transport-ws``), ``waker`` (the ``jobsReady`` thread that wakes an idle runner),
 ``spec`` (the ``Job.spec`` convention), ``process`` (process groups and their output),
-``journal`` (completions not yet acknowledged), ``idle`` (when to claim again after an
-empty claim), ``status`` (the TTY status line and log lines), ``loop`` (the cycle) and
-``command`` (the CLI entry).
+``jobs`` (the running jobs: start, timeouts, kills, reaping), ``journal`` (completions not
+yet acknowledged), ``idle`` (when to claim again after an empty claim), ``status`` (the TTY
+status line and log lines), ``loop`` (the cycle) and ``command`` (the CLI entry).
 """

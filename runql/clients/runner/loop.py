@@ -7,7 +7,8 @@ waker says jobs may be ready (its pipe, ``runql.clients.runner.waker``: claim at
 timer is due (a renewal, a claim after an idle back-off, a job's timeout, a kill after
 the grace period). A child's exit is reported, together with a claim for the slot it
 freed, as soon as the loop sees it: there is no sleep between a completion and the next
-claim, and completions never wait on the waker.
+claim, and completions never wait on the waker. The jobs themselves (processes, timeouts,
+kills, their completions) are ``runql.clients.runner.jobs``.
 """
 
 from __future__ import annotations
@@ -25,9 +26,8 @@ from typing import Any
 from runql.clients import api
 from runql.clients.api import ApiError, Client, Unreachable
 from runql.clients.runner.idle import Backoff, IdlePolicy, PollingIdle
+from runql.clients.runner.jobs import Jobs, Running
 from runql.clients.runner.journal import Journal
-from runql.clients.runner.process import JobInfo, JobProcess, Outcome, StartError
-from runql.clients.runner.spec import SpecError, parse
 from runql.clients.runner.status import Status
 from runql.clients.runner.waker import Waker
 from runql.error_codes import ErrorCode
@@ -60,21 +60,6 @@ class Options:
     grace_seconds: float
 
 
-@dataclass
-class Running:
-    job_id: str
-    token: str
-    name: str
-    run_id: str
-    process: JobProcess
-    started: float
-    timeout: float | None = None  # spec.timeoutSeconds
-    deadline: float | None = None  # when it runs out
-    stop_reason: str | None = None  # why the runner stopped it (reported as FAILED)
-    kill_at: float | None = None  # SIGKILL after the grace period
-    abandoned: bool = False  # no longer ours (STALE_CLAIM, NOT_FOUND): never completed
-
-
 class StopNow(Exception):
     """A second SIGINT/SIGTERM: stop at once."""
 
@@ -103,24 +88,27 @@ class Runner:
         self.waker = waker
         self.idle_announced = False  # runner.idle logged since the last claim that found jobs
         self.offline = Backoff()
-        self.base_env = dict(os.environ)
-        self.running: dict[str, Running] = {}
         self.selector = selectors.DefaultSelector()
+        self.jobs = Jobs(
+            status,
+            self.selector,
+            log_dir=options.log_dir,
+            results_dir=options.state_dir / "results",
+            grace_seconds=options.grace_seconds,
+        )
         self.signals = _Signals()
         self.next_claim_at = 0.0
         self.next_renew_at = 0.0
         self.send_after = 0.0
         self.draining_since: float | None = None
-        self.jobs_stopped_on_shutdown = False
         self.last_job_gone_at: float | None = None
-        self.results_dir = options.state_dir / "results"
         self.fatal: str | None = None  # why the server refused the runner
 
     # -- the loop -----------------------------------------------------------------------
 
     def run(self) -> int:
         self.options.log_dir.mkdir(parents=True, exist_ok=True)
-        self.results_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.jobs.results_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.selector.register(wake_r, selectors.EVENT_READ, None)
         old_fd = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
@@ -176,20 +164,24 @@ class Runner:
                 self.status.event(
                     "runner.draining",
                     signal=self.signals.names[0],
-                    running=len(self.running),
+                    running=len(self.jobs.running),
                     drain_seconds=self.options.drain_seconds,
                 )
-            self._timers(now)
-            if self.running and now >= self.next_renew_at and now >= self.send_after:
+            drain_over = (
+                self.draining_since is not None
+                and now >= self.draining_since + self.options.drain_seconds
+            )
+            self.jobs.timers(now, drain_over=drain_over)
+            if self.jobs.running and now >= self.next_renew_at and now >= self.send_after:
                 self._renew()
             if self._should_send(time.monotonic()):
                 self._cycle()
-            if self.draining_since is not None and not self.running:
+            if self.draining_since is not None and not self.jobs.running:
                 now = time.monotonic()
                 if self.last_job_gone_at is None:
                     self.last_job_gone_at = now
                 if not self.journal.pending:
-                    return EXIT_JOBS_STOPPED if self.jobs_stopped_on_shutdown else EXIT_OK
+                    return EXIT_JOBS_STOPPED if self.jobs.stopped_on_shutdown else EXIT_OK
                 if now - self.last_job_gone_at >= DELIVERY_SECONDS:
                     self.status.event(
                         "runner.unsent",
@@ -204,7 +196,7 @@ class Runner:
         """Slots to claim for now (0 while draining)."""
         if self.draining_since is not None:
             return 0
-        return max(0, self.options.slots - len(self.running))
+        return max(0, self.options.slots - len(self.jobs.running))
 
     def _should_send(self, now: float) -> bool:
         if now < self.send_after:
@@ -218,12 +210,9 @@ class Runner:
         due = [now + self.idle_cap()]
         if self.journal.pending or self._claiming():
             due.append(max(self.send_after, self.next_claim_at if not self.journal.pending else 0))
-        if self.running:
+        if self.jobs.running:
             due.append(max(self.next_renew_at, self.send_after))
-        for job in self.running.values():
-            due += [t for t in (job.deadline, job.kill_at) if t is not None]
-            if job.process.pidfd is None:
-                due.append(now + 0.01)
+        due += self.jobs.due(now)
         if self.draining_since is not None:
             due.append(self.draining_since + self.options.drain_seconds)
             if self.last_job_gone_at is not None:
@@ -240,9 +229,9 @@ class Runner:
                 self._woken()
             else:
                 exited.append(key.data)
-        exited += [j.job_id for j in self.running.values() if j.process.pidfd is None]
-        self._reap(exited)
-        self.status.tick(len(self.running), "draining" if self.draining_since else "")
+        exited += self.jobs.unwatched()
+        self.journal.add(self.jobs.reap(exited))
+        self.status.tick(len(self.jobs.running), "draining" if self.draining_since else "")
 
     def _woken(self) -> None:
         """The waker's pipe: log what it noted; claim now if jobs may be ready (or it just
@@ -265,125 +254,9 @@ class Runner:
         if self.signals.count >= 2:
             raise StopNow
 
-    # -- jobs ---------------------------------------------------------------------------
-
-    def _start(self, claims: list[dict[str, Any]]) -> None:
-        failed: list[dict[str, Any]] = []
-        now = time.monotonic()
-        for claim in claims:
-            job = claim["job"]
-            job_id, token = str(job["id"]), claim["claimToken"]
-            info = JobInfo(job_id, str(job["run"]["id"]), int(job["submissionNum"]))
-            try:
-                command = parse(job.get("spec"))
-                process = JobProcess.start(
-                    command,
-                    info,
-                    log_dir=self.options.log_dir,
-                    result_dir=self.results_dir,
-                    base_env=self.base_env,
-                )
-            except SpecError as exc:
-                failed.append(_completion(job_id, token, Outcome("FAILED", None, str(exc))))
-                self._log_finished(job, job_id, failed[-1], 0.0)
-                continue
-            except StartError as exc:
-                failed.append(_completion(job_id, token, exc.outcome))
-                self._log_finished(job, job_id, failed[-1], 0.0)
-                continue
-            deadline = now + command.timeout_seconds if command.timeout_seconds else None
-            running = Running(
-                job_id,
-                token,
-                job["name"],
-                info.run_id,
-                process,
-                now,
-                timeout=command.timeout_seconds,
-                deadline=deadline,
-            )
-            self.running[job_id] = running
-            if process.pidfd is not None:
-                self.selector.register(process.pidfd, selectors.EVENT_READ, job_id)
-        self.journal.add(failed)
-
-    def _reap(self, job_ids: list[str]) -> None:
-        completions: list[dict[str, Any]] = []
-        now = time.monotonic()
-        for job_id in job_ids:
-            job = self.running.get(job_id)
-            if job is None or job.process.poll() is None:
-                continue
-            del self.running[job_id]
-            if job.process.pidfd is not None:
-                self.selector.unregister(job.process.pidfd)
-            job.process.close()
-            if job.abandoned:
-                self.status.event("job.abandoned", job=job_id, name=job.name, run=job.run_id)
-                continue
-            outcome = job.process.outcome(job.stop_reason)
-            completions.append(_completion(job_id, job.token, outcome))
-            self._log_finished(
-                {"name": job.name, "run": {"id": job.run_id}},
-                job_id,
-                completions[-1],
-                now - job.started,
-            )
-        self.journal.add(completions)
-
-    def _log_finished(
-        self, job: dict[str, Any], job_id: str, completion: dict[str, Any], seconds: float
-    ) -> None:
-        ok = completion["status"] == "DONE"
-        self.status.finished(ok)
-        self.status.event(
-            "job.finished",
-            level="info" if ok else "warning",
-            job=job_id,
-            name=job["name"],
-            run=job["run"]["id"],
-            status=completion["status"],
-            exitStatus=completion.get("exitStatus"),
-            seconds=round(seconds, 3),
-            message=completion.get("message"),
-        )
-
-    def _stop(self, job: Running, reason: str, now: float) -> None:
-        """SIGTERM to the job's group now, SIGKILL after the grace period."""
-        if job.stop_reason is None:
-            job.stop_reason = reason
-            job.kill_at = now + self.options.grace_seconds
-            job.process.signal_group(signal.SIGTERM)
-
-    def _timers(self, now: float) -> None:
-        drain_over = (
-            self.draining_since is not None
-            and now >= self.draining_since + self.options.drain_seconds
-        )
-        for job in list(self.running.values()):
-            if job.kill_at is not None and now >= job.kill_at:
-                job.process.signal_group(signal.SIGKILL)
-                job.kill_at = None
-            elif job.deadline is not None and now >= job.deadline:
-                job.deadline = None
-                self._stop(job, f"timed out after {job.timeout:g} s (spec.timeoutSeconds)", now)
-            elif drain_over and job.stop_reason is None:
-                self.jobs_stopped_on_shutdown = True
-                self._stop(job, "stopped: the runner shut down", now)
-
     def _stop_now(self, why: str) -> int:
         """Kill every job's group, journal their completions (sent by the next start)."""
-        for job in self.running.values():
-            job.process.signal_group(signal.SIGKILL)
-        completions = []
-        for job_id, job in list(self.running.items()):
-            with contextlib.suppress(ChildProcessError):
-                job.process.popen.wait()
-            job.process.close()
-            if not job.abandoned:
-                outcome = job.process.outcome(job.stop_reason or f"stopped: {why}")
-                completions.append(_completion(job_id, job.token, outcome))
-            del self.running[job_id]
+        completions = self.jobs.kill_all(why)
         self.journal.add(completions)
         self.status.event(
             "runner.stopped_at_once", level="warning", why=why, killed=len(completions)
@@ -417,9 +290,9 @@ class Runner:
         if limit:
             claims = data["claimJobs"]["claims"]
             now = time.monotonic()
-            if claims and not self.running:
+            if claims and not self.jobs.running:
                 self.next_renew_at = now + self.options.lease_seconds / 3
-            self._start(claims)
+            self.journal.add(self.jobs.start(claims))
             delay = self.idle.after_claim(len(claims), limit)
             self.next_claim_at = now + delay
             self._announce_idle(len(claims), delay)
@@ -429,7 +302,7 @@ class Runner:
         waits for (the ``jobsReady`` waker, or polling)."""
         if claimed:
             self.idle_announced = False
-        elif not self.idle_announced and not self.running:
+        elif not self.idle_announced and not self.jobs.running:
             self.idle_announced = True
             live = self.waker is not None and self.waker.live
             self.status.event(
@@ -466,7 +339,7 @@ class Runner:
         self.journal.acknowledge(acknowledged)
 
     def _renew(self) -> None:
-        jobs = [j for j in self.running.values() if not j.abandoned]
+        jobs = [j for j in self.jobs.running.values() if not j.abandoned]
         now = time.monotonic()
         try:
             for start in range(0, len(jobs), BATCH):
@@ -489,7 +362,7 @@ class Runner:
             if result.get("mustStop"):
                 if job.stop_reason is None:
                     self.status.event("job.stopping", job=job.job_id, name=job.name)
-                self._stop(job, "stopped: the run is stopping", now)
+                self.jobs.stop(job, "stopped: the run is stopping", now)
             return
         if error.get("code") in (ErrorCode.STALE_CLAIM, ErrorCode.NOT_FOUND):
             self.status.event(
@@ -499,8 +372,7 @@ class Runner:
                 code=error.get("code"),
                 message=error.get("message"),
             )
-            job.abandoned = True
-            job.process.signal_group(signal.SIGKILL)
+            self.jobs.abandon(job)
 
     def _unreachable(self, exc: Unreachable) -> None:
         delay = self.offline.next()
@@ -513,14 +385,3 @@ class Runner:
         if failures:
             self.status.event("server.reachable", failed_attempts=failures)
         self.send_after = 0.0
-
-
-def _completion(job_id: str, token: str, outcome: Outcome) -> dict[str, Any]:
-    item: dict[str, Any] = {"jobId": job_id, "claimToken": token, "status": outcome.status}
-    if outcome.exit_status is not None:
-        item["exitStatus"] = outcome.exit_status
-    if outcome.message:
-        item["message"] = outcome.message
-    if outcome.result is not None:
-        item["result"] = outcome.result
-    return item
