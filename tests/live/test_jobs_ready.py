@@ -6,16 +6,9 @@ from runql.db.engine import Database
 from runql.db.enums import MemberRole
 from runql.settings import Settings
 from tests.factories import Factory
-from tests.live.helpers import (
-    CLAIM,
-    COMPLETE,
-    JOBS_READY,
-    RUN_EVENTS,
-    SUBMIT,
-    serving,
-    socket,
-    submit_input,
-)
+from tests.inloop import serving
+from tests.live.helpers import CLAIM, COMPLETE, JOBS_READY, RUN_EVENTS, SUBMIT, submit_input
+from tests.wsclient import socket
 
 
 async def test_runners_wake_when_jobs_become_claimable(

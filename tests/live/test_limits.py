@@ -10,6 +10,7 @@ from runql.db.enums import MemberRole
 from runql.settings import Settings
 from runql.tasks.event_listener import Subscriber
 from tests.factories import Factory
+from tests.inloop import serving
 from tests.live.helpers import (
     CLAIM,
     JOBS_READY,
@@ -18,11 +19,10 @@ from tests.live.helpers import (
     caught_up,
     log_of,
     seen,
-    serving,
-    socket,
     submit_input,
-    until,
 )
+from tests.waiting import until
+from tests.wsclient import socket
 
 
 async def test_subscriptions_per_connection_are_limited(

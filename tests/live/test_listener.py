@@ -15,7 +15,10 @@ from runql.db.enums import MemberRole
 from runql.settings import Settings
 from runql.tasks.event_listener import APPLICATION_NAME
 from tests.factories import Factory
-from tests.live.helpers import RUN_EVENTS, SUBMIT, serving, socket, submit_input, until
+from tests.inloop import serving
+from tests.live.helpers import RUN_EVENTS, SUBMIT, submit_input
+from tests.waiting import until
+from tests.wsclient import socket
 
 
 async def test_the_listener_survives_database_errors_and_delivers_what_it_missed(

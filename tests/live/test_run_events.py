@@ -15,20 +15,19 @@ from runql.db.enums import MemberRole
 from runql.db.models import Event, Member
 from runql.settings import Settings
 from tests.factories import Factory, GraphQLClient, UserHandle
+from tests.inloop import Served, serving
 from tests.live.helpers import (
     CLAIM,
     COMPLETE,
     RUN_EVENTS,
     STOP,
     SUBMIT,
-    Served,
     caught_up,
     log_of,
     seen,
-    serving,
-    socket,
     submit_input,
 )
+from tests.wsclient import socket
 
 LIST = '{ runs(project: "vision") { eventCursor edges { node { name } } } }'
 FLAKY = {"name": "train", "retry": {"limit": 1, "onFailure": True}}

@@ -22,7 +22,10 @@ from runql.db.wakeups import NOTIFY_CHANNEL, EventWakeups
 from runql.settings import Settings
 from runql.tasks.event_listener import asyncpg_dsn
 from tests.factories import Factory
-from tests.live.helpers import RUN_EVENTS, SUBMIT, WAIT, serving, socket, submit_input, until
+from tests.inloop import serving
+from tests.live.helpers import RUN_EVENTS, SUBMIT, submit_input
+from tests.waiting import DEADLINE, until
+from tests.wsclient import socket
 
 
 async def test_a_commit_wakes_the_listener_of_its_own_process_at_once(
@@ -66,7 +69,7 @@ async def test_other_processes_are_notified_after_the_commit_not_inside_it(
         assert not any("notify" in s.lower() for s in recorder.statements), recorder.statements
         async with db.read() as session:
             newest = await session.scalar(select(func.max(Event.id)))
-        payload = await asyncio.wait_for(payloads.get(), WAIT)
+        payload = await asyncio.wait_for(payloads.get(), DEADLINE)
         assert int(payload) == newest
     finally:
         await listening.close()
@@ -90,7 +93,7 @@ async def test_a_failing_notify_is_logged_once_retried_and_recovers(
         await until(lambda: wakeups.failures >= 3)
         wakeups.committed(42)  # committed while failing: sent with the next attempt
         wakeups._engine = db.engine  # the database is reachable again
-        assert int(await asyncio.wait_for(payloads.get(), WAIT)) == 42
+        assert int(await asyncio.wait_for(payloads.get(), DEADLINE)) == 42
         await until(lambda: wakeups.failures == 0)
     finally:
         await listening.close()
