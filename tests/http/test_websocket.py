@@ -10,27 +10,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import itertools
 import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import uvicorn
 from sqlalchemy import delete, func, select, update
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 
 from runql.db.engine import Database
 from runql.db.enums import MemberRole, RunStatus
 from runql.db.models import Member, Run, User
 from runql.settings import Settings
-from runql.web.app import create_app
 from runql.web.websocket import max_frame_bytes
 from tests.factories import Factory, GraphQLClient, ProjectHandle, UserHandle
+from tests.inloop import serving
+from tests.waiting import DEADLINE
+from tests.wsclient import Socket, codes, socket
 
-PROTOCOL = "graphql-transport-ws"
 RUN_STATUS = "query($id: ID!) { run(id: $id) { status } }"
 STOP = "mutation($id: ID!) { stopRuns(input: {runIds: [$id]}) { results { run { status } } } }"
 PROJECT = 'query { project(name: "vision") { name } }'
@@ -38,90 +36,6 @@ SUBMIT = """mutation($input: SubmitRunInput!) {
   submitRun(input: $input) { run { id name } }
 }"""
 ME = "query Me { me { name } }"
-
-
-@contextlib.asynccontextmanager
-async def serving(settings: Settings, db: Database) -> AsyncIterator[str]:
-    """runql under uvicorn on a free 127.0.0.1 port, in this event loop; yields its ws URL."""
-    app = create_app(settings, db=db)
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        lifespan="off",
-        log_level="warning",
-        ws_max_size=max_frame_bytes(settings.max_body_bytes),  # as `runql serve` does
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if task.done():
-                task.result()  # startup failed: raise its error
-            await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"ws://127.0.0.1:{port}/graphql"
-    finally:
-        server.should_exit = True
-        await task
-
-
-class Socket:
-    """One graphql-transport-ws connection: ``await socket.execute(query, variables)``."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self._ids = itertools.count(1)
-
-    async def init(self, payload: dict[str, Any] | None = None) -> None:
-        message: dict[str, Any] = {"type": "connection_init"}
-        if payload is not None:
-            message["payload"] = payload
-        await self.ws.send(json.dumps(message))
-        assert json.loads(await self.ws.recv()) == {"type": "connection_ack"}
-
-    async def send(self, query: str, variables: dict[str, Any] | None = None) -> str:
-        """Sends a subscribe message; returns its id."""
-        op_id = str(next(self._ids))
-        payload: dict[str, Any] = {"query": query}
-        if variables is not None:
-            payload["variables"] = variables
-        await self.ws.send(json.dumps({"id": op_id, "type": "subscribe", "payload": payload}))
-        return op_id
-
-    async def result(self, op_id: str) -> dict[str, Any]:
-        """The operation's single result: the ``next`` payload, or ``{"errors": ...}`` for
-        an ``error`` message. Checks the operation then ends."""
-        message = json.loads(await asyncio.wait_for(self.ws.recv(), 10))
-        assert message["id"] == op_id, message
-        if message["type"] == "error":
-            return {"errors": message["payload"]}
-        assert message["type"] == "next", message
-        assert json.loads(await asyncio.wait_for(self.ws.recv(), 10)) == {
-            "id": op_id,
-            "type": "complete",
-        }
-        payload: dict[str, Any] = message["payload"]
-        return payload
-
-    async def execute(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        return await self.result(await self.send(query, variables))
-
-
-@contextlib.asynccontextmanager
-async def socket(
-    url: str, *, header_token: str | None = None, init: dict[str, Any] | None = None
-) -> AsyncIterator[Socket]:
-    headers = {"Authorization": f"Bearer {header_token}"} if header_token else None
-    async with connect(url, subprotocols=[PROTOCOL], additional_headers=headers) as ws:  # type: ignore[list-item]
-        assert ws.subprotocol == PROTOCOL
-        sock = Socket(ws)
-        await sock.init(init)
-        yield sock
-
-
-def codes(body: dict[str, Any]) -> list[str]:
-    return [error["extensions"]["code"] for error in body.get("errors", [])]
 
 
 async def _member(factory: Factory) -> tuple[UserHandle, ProjectHandle]:
@@ -135,6 +49,13 @@ async def _run_count(db: Database) -> int:
         return int(await session.scalar(select(func.count()).select_from(Run)) or 0)
 
 
+@contextlib.asynccontextmanager
+async def _connected(settings: Settings, db: Database, token: str) -> AsyncIterator[Socket]:
+    """A socket to runql under uvicorn, ``token`` in the handshake's Authorization."""
+    async with serving(settings, db) as server, socket(server.ws_url, header_token=token) as sock:
+        yield sock
+
+
 def _submit(name: str, spec: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "input": {"project": "vision", "name": name, "spec": spec or {}, "jobs": [{"name": "a"}]}
@@ -145,7 +66,7 @@ async def test_queries_and_mutations_execute_over_the_socket(
     db: Database, settings: Settings, factory: Factory
 ) -> None:
     user, _ = await _member(factory)
-    async with serving(settings, db) as url, socket(url, header_token=user.token) as sock:
+    async with _connected(settings, db, user.token) as sock:
         me = await sock.execute(ME)
         submitted = await sock.execute(SUBMIT, _submit("over-ws"))
 
@@ -161,7 +82,7 @@ async def test_a_run_read_again_on_the_same_socket_shows_its_new_state(
     run_id = await factory.run(project, user, status=RunStatus.RUNNING)
     variables = {"id": str(run_id)}
 
-    async with serving(settings, db) as url, socket(url, header_token=user.token) as sock:
+    async with _connected(settings, db, user.token) as sock:
         before = await sock.execute(RUN_STATUS, variables)
         await gql(STOP, variables, token=user.token)
         over_http = await gql(RUN_STATUS, variables, token=user.token)
@@ -179,7 +100,7 @@ async def test_a_viewer_removed_from_the_project_loses_it_on_the_open_socket(
     run_id = await factory.run(project, user)
     variables = {"id": str(run_id)}
 
-    async with serving(settings, db) as url, socket(url, header_token=user.token) as sock:
+    async with _connected(settings, db, user.token) as sock:
         assert (await sock.execute(RUN_STATUS, variables))["data"]["run"] is not None
         assert await sock.execute(PROJECT) == {"data": {"project": {"name": "vision"}}}
         async with db.write() as session:
@@ -200,7 +121,7 @@ async def test_a_message_over_the_body_limit_is_refused_and_nothing_runs(
     user, _ = await _member(factory)
     big = _submit("too-big", {"blob": "x" * 2 * limit})  # well under max_json_bytes
 
-    async with serving(small, db) as url, socket(url, header_token=user.token) as sock:
+    async with _connected(small, db, user.token) as sock:
         refused = await sock.execute(SUBMIT, big)
         still_open = await sock.execute(ME)
 
@@ -218,11 +139,11 @@ async def test_the_token_is_checked_for_every_operation(
     db: Database, settings: Settings, factory: Factory, where: str
 ) -> None:
     user, _ = await _member(factory)
-    async with serving(settings, db) as url:
+    async with serving(settings, db) as server:
         if where == "header":
-            opened = socket(url, header_token=user.token)
+            opened = socket(server.ws_url, header_token=user.token)
         else:
-            opened = socket(url, init={"Authorization": f"Bearer {user.token}"})
+            opened = socket(server.ws_url, user.token)
         async with opened as sock:
             valid = await sock.execute(ME)
             async with db.write() as session:  # the token is revoked while the socket is open
@@ -242,8 +163,8 @@ async def test_an_invalid_token_gets_unauthenticated_per_operation(
 ) -> None:
     await _member(factory)
     async with (
-        serving(settings, db) as url,
-        socket(url, init={"Authorization": "Bearer nope"}) as sock,
+        serving(settings, db) as server,
+        socket(server.ws_url, "nope") as sock,
     ):
         answers = [await sock.execute(ME) for _ in range(2)]
         public = await sock.execute("{ __typename }")
@@ -258,10 +179,8 @@ async def test_connection_init_token_wins_over_the_handshake_header(
     alice, _ = await _member(factory)
     bob = await factory.user("bob")
     async with (
-        serving(settings, db) as url,
-        socket(
-            url, header_token=bob.token, init={"Authorization": f"Bearer {alice.token}"}
-        ) as sock,
+        serving(settings, db) as server,
+        socket(server.ws_url, alice.token, header_token=bob.token) as sock,
     ):
         me = await sock.execute(ME)
 
@@ -273,7 +192,7 @@ async def test_every_operation_has_its_own_request_id_and_log_line(
 ) -> None:
     user, _ = await _member(factory)
     with caplog.at_level(logging.INFO, logger="runql.request"):
-        async with serving(settings, db) as url, socket(url, header_token=user.token) as sock:
+        async with _connected(settings, db, user.token) as sock:
             await sock.execute(ME)
             await sock.execute(ME)
 
@@ -283,13 +202,6 @@ async def test_every_operation_has_its_own_request_id_and_log_line(
         ("Me", "/graphql"),
     ]
     assert len({r.request_id for r in lines}) == 2  # type: ignore[attr-defined]
-
-
-async def _closed(ws: ClientConnection) -> tuple[int, str]:
-    with pytest.raises(ConnectionClosed) as closed:
-        await asyncio.wait_for(ws.recv(), 10)
-    assert closed.value.rcvd is not None
-    return closed.value.rcvd.code, closed.value.rcvd.reason
 
 
 @pytest.mark.parametrize(
@@ -303,9 +215,9 @@ async def test_a_message_that_cannot_be_decoded_closes_the_socket_as_the_protoco
     db: Database, settings: Settings, factory: Factory, message: str, reason: str
 ) -> None:
     user, _ = await _member(factory)
-    async with serving(settings, db) as url, socket(url, header_token=user.token) as sock:
+    async with _connected(settings, db, user.token) as sock:
         await sock.ws.send(message)
-        code, why = await _closed(sock.ws)
+        code, why = await sock.closed()
 
     assert code == 4400
     assert reason in why
@@ -319,9 +231,9 @@ async def test_a_message_far_over_the_limit_is_not_read(
     user, _ = await _member(factory)
     huge = _submit("huge", {"blob": "x" * max_frame_bytes(limit)})
 
-    async with serving(small, db) as url, socket(url, header_token=user.token) as sock:
-        await sock.send(SUBMIT, huge)
-        code, _ = await _closed(sock.ws)
+    async with _connected(small, db, user.token) as sock:
+        await sock.subscribe(SUBMIT, huge)
+        code, _ = await sock.closed()
 
     assert code == 1009  # message too big
     assert await _run_count(db) == 0
@@ -340,12 +252,12 @@ async def test_the_legacy_graphql_ws_protocol_has_the_same_limit_and_a_log_line_
     async def start(ws: ClientConnection, op_id: str, query: str, variables: Any) -> Any:
         payload = {"query": query, "variables": variables}
         await ws.send(json.dumps({"id": op_id, "type": "start", "payload": payload}))
-        return json.loads(await asyncio.wait_for(ws.recv(), 10))
+        return json.loads(await asyncio.wait_for(ws.recv(), DEADLINE))
 
     with caplog.at_level(logging.INFO, logger="runql.request"):
         async with (
-            serving(small, db) as url,
-            connect(url, subprotocols=["graphql-ws"], additional_headers=headers) as ws,  # type: ignore[list-item]
+            serving(small, db) as server,
+            connect(server.ws_url, subprotocols=["graphql-ws"], additional_headers=headers) as ws,  # type: ignore[list-item]
         ):
             await ws.send(json.dumps({"type": "connection_init"}))
             assert json.loads(await ws.recv()) == {"type": "connection_ack"}
