@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,22 +24,13 @@ from runql.clients.api import ApiError, Endpoint, Unreachable, graphql_url
 from runql.clients.runner.idle import MAX_SECONDS
 from runql.clients.runner.live import JOBS_READY, RUN_EVENTS, LiveSocket
 from runql.error_codes import ErrorCode
-from tests.clients.helpers import (
-    STOP,
-    RunnerProcess,
-    Server,
-    base_env,
-    finished,
-    start_runner,
-    until,
-)
+from tests.clients.helpers import STOP, RunnerProcess, client_env, finished, start_runner
 from tests.observability.helpers import parse, values
+from tests.processes import Server, running, start
+from tests.waiting import DEADLINE, until
 
 #: How long an idle runner is watched for claims: longer than polling's longest gap.
 QUIET_SECONDS = MAX_SECONDS + 1.0
-#: Deliveries wait for every older writing transaction of the PostgreSQL cluster
-#: (other suites' included): generous, as in tests/live.
-WAIT = 60.0
 #: The runner's safety re-check, raised so that only a signal can wake it in a test.
 NO_RECHECK = ("--recheck-seconds", "3600")
 JOB = [{"name": "a", "spec": {"cmd": ["true"]}}]
@@ -65,7 +54,6 @@ async def test_an_idle_runner_claims_nothing_until_jobs_ready_signals(
     try:
         await until(
             lambda: any(e["waiting"] == "jobsReady" for e in runner.events("runner.idle")),
-            30,
             "the runner to wait on jobsReady",
         )
         before = await claim_calls(server)
@@ -73,7 +61,7 @@ async def test_an_idle_runner_claims_nothing_until_jobs_ready_signals(
         after_quiet = await claim_calls(server)
 
         run_id = await server.submit(project, JOB)
-        run = await until(lambda: finished(server, run_id), WAIT, "the run to finish")
+        run = await until(lambda: finished(server, run_id), "the run to finish")
         code = await stopped(runner)
     finally:
         runner.kill()
@@ -89,17 +77,19 @@ async def test_without_websockets_the_runner_says_why_and_polls(
     server: Server, new_project: Any, tmp_path: Path
 ) -> None:
     project = await new_project(server)
-    plain = Server(server.database_url, server.token, tmp_path / "plain.log", websockets=False)
-    await plain.start()
-    runner = start_runner(plain, tmp_path, name="polling", project=project, extra=NO_RECHECK)
-    try:
-        await until(lambda: runner.events("live.unavailable"), 30, "live.unavailable")
-        run_id = await server.submit(project, JOB)
-        run = await until(lambda: finished(server, run_id), WAIT, "the run to finish")
-        code = await stopped(runner)
-    finally:
-        runner.kill()
-        plain.stop()
+    plain = Server(
+        server.database_url, server.token, tmp_path / "plain.log", server.settings,
+        websockets=False,
+    )  # fmt: skip
+    async with running(plain):
+        runner = start_runner(plain, tmp_path, name="polling", project=project, extra=NO_RECHECK)
+        try:
+            await until(lambda: runner.events("live.unavailable"), "live.unavailable")
+            run_id = await server.submit(project, JOB)
+            run = await until(lambda: finished(server, run_id), "the run to finish")
+            code = await stopped(runner)
+        finally:
+            runner.kill()
 
     assert [(j["status"], j["runnerName"]) for j in run["jobs"]] == [("DONE", "polling")]
     assert code == 0, runner.output()
@@ -119,26 +109,22 @@ async def test_ps_watch_follows_run_events(
 ) -> None:
     project = await new_project(server)
     out, err = tmp_path / "watch.out", tmp_path / "watch.err"
-    env = {**base_env(), "RUNQL_URL": server.url, "RUNQL_TOKEN": server.token}
-    with out.open("wb") as sink, err.open("wb") as errors:
-        watch = subprocess.Popen(  # noqa: ASYNC220
-            [sys.executable, "-m", "runql.cli", "ps", "--watch", "--project", project,
-             "--interval", "3600"],  # polling could not redraw within the test
-            env=env, stdout=sink, stderr=errors,
-        )  # fmt: skip
+    watch = start(
+        client_env(server), "ps", "--watch", "--project", project,
+        "--interval", "3600",  # polling could not redraw within the test
+        log=out, stderr=err,
+    )  # fmt: skip
     try:
-        await until(lambda: "no runs" in last_table(out), 30, "the first table")
+        await until(lambda: "no runs" in last_table(out), "the first table")
         run_id = await server.submit(project, JOB, name="watched")
-        await until(lambda: "watched" in last_table(out), WAIT, "the submitted run")
+        await until(lambda: "watched" in last_table(out), "the submitted run")
         await server.gql(STOP, {"ids": [run_id]})
         # A stopped run leaves the active list.
-        await until(lambda: "no runs" in last_table(out), WAIT, "the stopped run to go")
-        watch.send_signal(signal.SIGINT)
-        code = await until(lambda: watch.poll(), 10, "ps --watch to exit")
+        await until(lambda: "no runs" in last_table(out), "the stopped run to go")
+        watch.signal(signal.SIGINT)
+        code = await watch.exit_code()
     finally:
-        if watch.poll() is None:
-            watch.kill()
-            watch.wait()
+        watch.kill()
     assert code == 0
     assert err.read_text() == ""  # no fallback to polling, no traceback
 
@@ -150,7 +136,7 @@ def live_socket(server: Server, token: str | None = None) -> LiveSocket:
 def refusal(socket: LiveSocket, query: str, variables: dict[str, Any]) -> ApiError:
     socket.subscribe(query, variables)
     with pytest.raises(ApiError) as refused:
-        socket.receive(WAIT)
+        socket.receive(DEADLINE)
     return refused.value
 
 
@@ -163,13 +149,13 @@ async def test_the_live_client_answers_signals_timeouts_and_errors(
         socket.subscribe(JOBS_READY, {"project": project})
         assert await asyncio.to_thread(socket.receive, 0.3) is None  # nothing is ready
         await server.submit(project, JOB)
-        signal = await asyncio.to_thread(socket.receive, WAIT)
+        signal = await asyncio.to_thread(socket.receive, DEADLINE)
         forged = await asyncio.to_thread(refusal, socket, RUN_EVENTS, {"after": "forged"})
         unknown = await asyncio.to_thread(refusal, socket, JOBS_READY, {"project": "nope"})
     finally:
         socket.close()
     with pytest.raises(Unreachable, match="closed"):
-        socket.receive(WAIT)
+        socket.receive(DEADLINE)
     stranger = await asyncio.to_thread(live_socket, server, "rql_wrong")
     try:
         refused = await asyncio.to_thread(refusal, stranger, JOBS_READY, {})
