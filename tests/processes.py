@@ -232,6 +232,12 @@ class Server:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/graphql"
 
+    @property
+    def pid(self) -> int:
+        """The process ``runql serve`` runs in (with workers: their supervisor)."""
+        assert self.process is not None, "not started"
+        return self.process.pid
+
     def env(self) -> dict[str, str]:
         return {
             **base_env(),
@@ -266,7 +272,7 @@ class Server:
         listener = response.json().get("eventListener") if response.status_code == 200 else None
         if response.status_code != 200 or (listener and listener["state"] != "ok"):
             return False
-        return self.workers == 1 or len(worker_pids(self.process.pid)) == self.workers
+        return self.workers == 1 or len(worker_pids(self.pid)) == self.workers
 
     async def stop(self) -> None:
         if self.process is not None:
