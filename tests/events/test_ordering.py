@@ -22,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from runql.db.engine import Database
-from runql.db.enums import EventKind, MemberRole
+from runql.db.enums import EventKind
 from runql.db.events import START, EventBatch, EventPosition, read_events
 from runql.db.types import utcnow
 from tests.events.helpers import ADMIN, positions, read_until
@@ -43,8 +43,7 @@ async def _read(db: Database, after: EventPosition, limit: int = 100) -> list[Ev
 
 
 async def _one_run(factory: Factory) -> int:
-    alice = await factory.user("alice")
-    project = await factory.project("vision", [(alice, MemberRole.USER)])
+    alice, project = await factory.user_in_project()
     return await factory.run(project, alice)
 
 

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select, update
 
 from runql.db.engine import Database
-from runql.db.enums import EventKind, MemberRole
+from runql.db.enums import EventKind
 from runql.db.events import (
     START,
     EventBatch,
@@ -25,8 +25,7 @@ from tests.factories import Factory
 
 
 async def _run(factory: Factory) -> tuple[int, Factory]:
-    alice = await factory.user("alice")
-    project = await factory.project("vision", [(alice, MemberRole.USER)])
+    alice, project = await factory.user_in_project()
     return await factory.run(project, alice), factory
 
 
