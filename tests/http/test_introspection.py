@@ -12,18 +12,10 @@ from typing import Any
 
 import graphql
 
-from runql.db.enums import MemberRole
 from runql.schema import build_schema
 from runql.settings import Settings
 from tests.factories import Factory, GraphQLClient
-
-FULL_INTROSPECTION = graphql.get_introspection_query(
-    descriptions=True,
-    specified_by_url=True,
-    directive_is_repeatable=True,
-    schema_description=True,
-    input_value_deprecation=True,
-)
+from tests.http.helpers import FULL_INTROSPECTION
 
 
 def _input_field(data: dict[str, Any], type_name: str, field: str) -> dict[str, Any]:
@@ -72,8 +64,7 @@ mutation($input: SubmitRunInput!) {
 
 async def test_absent_or_null_spec_is_an_empty_object(gql: GraphQLClient, factory: Factory) -> None:
     """What the nullable ``spec`` (default null, not ``{}``) means for a submission."""
-    user = await factory.user("alice")
-    await factory.project("vision", [(user, MemberRole.USER)])
+    user, _ = await factory.user_in_project()
     jobs = [{"name": "absent"}, {"name": "null", "spec": None}]
 
     payload = await gql(SUBMIT, {"input": {"project": "vision", "jobs": jobs}}, token=user.token)

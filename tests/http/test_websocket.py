@@ -20,11 +20,11 @@ from sqlalchemy import delete, func, select, update
 from websockets.asyncio.client import ClientConnection, connect
 
 from runql.db.engine import Database
-from runql.db.enums import MemberRole, RunStatus
+from runql.db.enums import RunStatus
 from runql.db.models import Member, Run, User
 from runql.settings import Settings
 from runql.web.websocket import max_frame_bytes
-from tests.factories import Factory, GraphQLClient, ProjectHandle, UserHandle
+from tests.factories import Factory, GraphQLClient
 from tests.inloop import serving
 from tests.waiting import DEADLINE
 from tests.wsclient import Socket, codes, socket
@@ -36,12 +36,8 @@ SUBMIT = """mutation($input: SubmitRunInput!) {
   submitRun(input: $input) { run { id name } }
 }"""
 ME = "query Me { me { name } }"
-
-
-async def _member(factory: Factory) -> tuple[UserHandle, ProjectHandle]:
-    user = await factory.user("alice")
-    project = await factory.project("vision", [(user, MemberRole.USER)])
-    return user, project
+#: The body limit of the tests of limits: small, so that a message can be over it.
+LIMIT = 4_000
 
 
 async def _run_count(db: Database) -> int:
@@ -65,7 +61,7 @@ def _submit(name: str, spec: dict[str, Any] | None = None) -> dict[str, Any]:
 async def test_queries_and_mutations_execute_over_the_socket(
     db: Database, settings: Settings, factory: Factory
 ) -> None:
-    user, _ = await _member(factory)
+    user, _ = await factory.user_in_project()
     async with _connected(settings, db, user.token) as sock:
         me = await sock.execute(ME)
         submitted = await sock.execute(SUBMIT, _submit("over-ws"))
@@ -78,7 +74,7 @@ async def test_queries_and_mutations_execute_over_the_socket(
 async def test_a_run_read_again_on_the_same_socket_shows_its_new_state(
     db: Database, settings: Settings, factory: Factory, gql: GraphQLClient
 ) -> None:
-    user, project = await _member(factory)
+    user, project = await factory.user_in_project()
     run_id = await factory.run(project, user, status=RunStatus.RUNNING)
     variables = {"id": str(run_id)}
 
@@ -96,7 +92,7 @@ async def test_a_run_read_again_on_the_same_socket_shows_its_new_state(
 async def test_a_viewer_removed_from_the_project_loses_it_on_the_open_socket(
     db: Database, settings: Settings, factory: Factory
 ) -> None:
-    user, project = await _member(factory)
+    user, project = await factory.user_in_project()
     run_id = await factory.run(project, user)
     variables = {"id": str(run_id)}
 
@@ -116,10 +112,9 @@ async def test_a_viewer_removed_from_the_project_loses_it_on_the_open_socket(
 async def test_a_message_over_the_body_limit_is_refused_and_nothing_runs(
     db: Database, settings: Settings, factory: Factory
 ) -> None:
-    limit = 4_000
-    small = dataclasses.replace(settings, max_body_bytes=limit)
-    user, _ = await _member(factory)
-    big = _submit("too-big", {"blob": "x" * 2 * limit})  # well under max_json_bytes
+    small = dataclasses.replace(settings, max_body_bytes=LIMIT)
+    user, _ = await factory.user_in_project()
+    big = _submit("too-big", {"blob": "x" * 2 * LIMIT})  # well under max_json_bytes
 
     async with _connected(small, db, user.token) as sock:
         refused = await sock.execute(SUBMIT, big)
@@ -127,9 +122,9 @@ async def test_a_message_over_the_body_limit_is_refused_and_nothing_runs(
 
     [error] = refused["errors"]
     assert error["extensions"]["code"] == "LIMIT_EXCEEDED"
-    assert error["extensions"]["limit"] == limit
+    assert error["extensions"]["limit"] == LIMIT
     assert error["extensions"]["setting"] == "RUNQL_MAX_BODY_BYTES"
-    assert str(limit) in error["message"] and "RUNQL_MAX_BODY_BYTES" in error["message"]
+    assert str(LIMIT) in error["message"] and "RUNQL_MAX_BODY_BYTES" in error["message"]
     assert await _run_count(db) == 0
     assert still_open == {"data": {"me": {"name": "alice"}}}
 
@@ -138,7 +133,7 @@ async def test_a_message_over_the_body_limit_is_refused_and_nothing_runs(
 async def test_the_token_is_checked_for_every_operation(
     db: Database, settings: Settings, factory: Factory, where: str
 ) -> None:
-    user, _ = await _member(factory)
+    user, _ = await factory.user_in_project()
     async with serving(settings, db) as server:
         if where == "header":
             opened = socket(server.ws_url, header_token=user.token)
@@ -161,7 +156,7 @@ async def test_the_token_is_checked_for_every_operation(
 async def test_an_invalid_token_gets_unauthenticated_per_operation(
     db: Database, settings: Settings, factory: Factory
 ) -> None:
-    await _member(factory)
+    await factory.user_in_project()
     async with (
         serving(settings, db) as server,
         socket(server.ws_url, "nope") as sock,
@@ -176,7 +171,7 @@ async def test_an_invalid_token_gets_unauthenticated_per_operation(
 async def test_connection_init_token_wins_over_the_handshake_header(
     db: Database, settings: Settings, factory: Factory
 ) -> None:
-    alice, _ = await _member(factory)
+    alice, _ = await factory.user_in_project()
     bob = await factory.user("bob")
     async with (
         serving(settings, db) as server,
@@ -190,7 +185,7 @@ async def test_connection_init_token_wins_over_the_handshake_header(
 async def test_every_operation_has_its_own_request_id_and_log_line(
     db: Database, settings: Settings, factory: Factory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    user, _ = await _member(factory)
+    user, _ = await factory.user_in_project()
     with caplog.at_level(logging.INFO, logger="runql.request"):
         async with _connected(settings, db, user.token) as sock:
             await sock.execute(ME)
@@ -214,7 +209,7 @@ async def test_every_operation_has_its_own_request_id_and_log_line(
 async def test_a_message_that_cannot_be_decoded_closes_the_socket_as_the_protocol_says(
     db: Database, settings: Settings, factory: Factory, message: str, reason: str
 ) -> None:
-    user, _ = await _member(factory)
+    user, _ = await factory.user_in_project()
     async with _connected(settings, db, user.token) as sock:
         await sock.ws.send(message)
         code, why = await sock.closed()
@@ -226,10 +221,9 @@ async def test_a_message_that_cannot_be_decoded_closes_the_socket_as_the_protoco
 async def test_a_message_far_over_the_limit_is_not_read(
     db: Database, settings: Settings, factory: Factory
 ) -> None:
-    limit = 4_000
-    small = dataclasses.replace(settings, max_body_bytes=limit)
-    user, _ = await _member(factory)
-    huge = _submit("huge", {"blob": "x" * max_frame_bytes(limit)})
+    small = dataclasses.replace(settings, max_body_bytes=LIMIT)
+    user, _ = await factory.user_in_project()
+    huge = _submit("huge", {"blob": "x" * max_frame_bytes(LIMIT)})
 
     async with _connected(small, db, user.token) as sock:
         await sock.subscribe(SUBMIT, huge)
@@ -244,9 +238,8 @@ async def test_the_legacy_graphql_ws_protocol_has_the_same_limit_and_a_log_line_
 ) -> None:
     """graphql-ws carries subscriptions only (strawberry refuses queries and mutations
     there): each ``start`` is still a request of its own, held to the body limit."""
-    limit = 4_000
-    small = dataclasses.replace(settings, max_body_bytes=limit)
-    user, _ = await _member(factory)
+    small = dataclasses.replace(settings, max_body_bytes=LIMIT)
+    user, _ = await factory.user_in_project()
     headers = {"Authorization": f"Bearer {user.token}"}
 
     async def start(ws: ClientConnection, op_id: str, query: str, variables: Any) -> Any:
@@ -262,13 +255,13 @@ async def test_the_legacy_graphql_ws_protocol_has_the_same_limit_and_a_log_line_
             await ws.send(json.dumps({"type": "connection_init"}))
             assert json.loads(await ws.recv()) == {"type": "connection_ack"}
             query = await start(ws, "1", ME, None)
-            refused = await start(ws, "2", SUBMIT, _submit("big", {"blob": "x" * 2 * limit}))
+            refused = await start(ws, "2", SUBMIT, _submit("big", {"blob": "x" * 2 * LIMIT}))
 
     assert (query["type"], query["payload"]["message"]) == ("error", "queries are not allowed")
     assert refused["type"] == "error"
     assert refused["payload"]["extensions"] == {
         "code": "LIMIT_EXCEEDED",
-        "limit": limit,
+        "limit": LIMIT,
         "actual": refused["payload"]["extensions"]["actual"],
         "setting": "RUNQL_MAX_BODY_BYTES",
     }
