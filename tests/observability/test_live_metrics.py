@@ -7,7 +7,6 @@ import dataclasses
 import httpx
 
 from runql.db.engine import Database
-from runql.db.enums import MemberRole
 from runql.settings import Settings
 from tests.factories import Factory
 from tests.inloop import serving
@@ -33,8 +32,7 @@ async def _scrape(http_url: str) -> dict[str, float]:
 async def test_subscriptions_and_delivered_events_are_counted(
     db: Database, settings: Settings, factory: Factory
 ) -> None:
-    alice = await factory.user("alice")
-    await factory.project("vision", [(alice, MemberRole.USER)])
+    alice, _ = await factory.user_in_project()
     served = serving(dataclasses.replace(settings, metrics="open"), db)
     async with served as server, socket(server.ws_url, alice.token) as ws:
         op = await ws.subscribe(RUN_EVENTS, {"project": "vision"})
