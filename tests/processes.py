@@ -250,15 +250,28 @@ class Server:
 
     async def start(self) -> None:
         """Start it and wait until it is ready (fails with its log if it exits first, or
-        is not ready within ``DEADLINE``)."""
-        command = [sys.executable, "-m", "runql.cli", "serve", "--workers", str(self.workers)]
-        if not self.websockets:
-            command = [sys.executable, "-m", "uvicorn", "--factory",
-                       "runql.web.app:create_worker_app", "--ws", "none",
-                       "--workers", str(self.workers), "--log-level", "warning"]  # fmt: skip
-        self.process = launch(self.env(), [*command, "--port", str(self.port)], self.log)
-        async with httpx.AsyncClient(base_url=self.url, timeout=DEADLINE) as client:
-            await until(lambda: self._ready(client), f"runql serve on port {self.port}")
+        is not ready within ``DEADLINE``). A first start whose port another process took
+        meanwhile (``free_port`` only finds one free a moment ago) moves to another."""
+        for _attempt in range(3):
+            command = [sys.executable, "-m", "runql.cli", "serve", "--workers", str(self.workers)]
+            if not self.websockets:
+                command = [sys.executable, "-m", "uvicorn", "--factory",
+                           "runql.web.app:create_worker_app", "--ws", "none",
+                           "--workers", str(self.workers), "--log-level", "warning"]  # fmt: skip
+            logged = self.log.stat().st_size if self.log.exists() else 0
+            first = self.process is None
+            self.process = launch(self.env(), [*command, "--port", str(self.port)], self.log)
+            try:
+                async with httpx.AsyncClient(base_url=self.url, timeout=DEADLINE) as client:
+                    await until(lambda: self._ready(client), f"runql serve on port {self.port}")
+                return
+            except AssertionError:
+                taken = "address already in use" in self.log_text()[logged:].lower()
+                if not (first and taken and self.process.returncode is not None):
+                    raise
+                self.process = None
+                self.port = free_port()
+        raise AssertionError(f"no free port for runql serve:\n{self.log_text()}")
 
     async def _ready(self, client: httpx.AsyncClient) -> bool:
         """``/readyz`` answers 200, the event listener (if any) has read the log once, and
