@@ -46,7 +46,7 @@ async def test_every_completion_arrives_exactly_once_across_an_outage(
     async with serving(backend, tmp_path, "outage", settings=SERVER_SETTINGS) as server:
         runner = start_runner(
             server, tmp_path, name="first", project="outage", slots=WAITERS,
-            lease_seconds=60,  # the outage must not outlast a lease
+            lease_seconds=600,  # the outage must not outlast a lease, however slow
         )  # fmt: skip
         try:
             run_id = await server.submit(
@@ -98,7 +98,7 @@ async def test_sigterm_drains_then_stops_what_still_runs(
     server = sqlite_server
     project = await new_project(server)
     runner = start_runner(
-        server, tmp_path, name="drainer", project=project, extra=("--drain-seconds", "1.5")
+        server, tmp_path, name="drainer", project=project, extra=("--drain-seconds", "3")
     )
     try:
         run_id = await server.submit(
@@ -109,8 +109,8 @@ async def test_sigterm_drains_then_stops_what_still_runs(
         await until(lambda: running_jobs(server, run_id, 2), "claims")
         runner.signal(signal.SIGTERM)
         await until(lambda: "runner.draining" in runner.output(), "the drain")
+        (tmp_path / "go").touch()  # at once: the job's finish must fall inside the drain
         late = await server.submit(project, [{"name": "late", "spec": {"cmd": ["true"]}}])
-        (tmp_path / "go").touch()
         code = await runner.exit_code()
         run = await until(lambda: finished(server, run_id), "the run to end")
         late_run = await server.run(late)
