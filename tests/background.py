@@ -4,7 +4,6 @@ log lines."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,19 +15,11 @@ from sqlalchemy import text
 from runql.db import engine as engine_module
 from runql.db.engine import Database
 from runql.tasks.periodic import PeriodicTask
+from tests.waiting import until
 
 #: How long a task's own database waits for a lock before its step fails.
 STATEMENT_TIMEOUT_MS = 200
 SQLITE_BUSY_TIMEOUT_MS = 100
-
-
-async def until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Wait for ``condition`` (polling; the bound only keeps a broken build from hanging)."""
-    for _ in range(2000):
-        if await condition():
-            return
-        await asyncio.sleep(0.01)
-    pytest.fail(f"gave up waiting for {what}")
 
 
 @contextlib.asynccontextmanager

@@ -80,6 +80,13 @@ class Factory:
                 session.add(Member(project_id=project.id, user_id=user.id, role=role))
         return ProjectHandle(project.id, name)
 
+    async def user_in_project(
+        self, user: str = "alice", project: str = "vision", role: MemberRole = MemberRole.USER
+    ) -> tuple[UserHandle, ProjectHandle]:
+        """The commonest cast of a test: a new ``user`` with ``role`` in a new ``project``."""
+        handle = await self.user(user)
+        return handle, await self.project(project, [(handle, role)])
+
     async def member(
         self, project: ProjectHandle, user: UserHandle, role: MemberRole = MemberRole.USER
     ) -> None:
@@ -113,6 +120,37 @@ class Factory:
             if status is not None:
                 await session.execute(update(Run).where(Run.id == run.id).values(status=status))
             return run.id
+
+    async def pipelines(
+        self,
+        project: ProjectHandle,
+        user: UserHandle,
+        n: int,
+        *,
+        prefix: str = "run-",
+        running: bool = False,
+    ) -> list[int]:
+        """``n`` runs named ``<prefix><i>`` of two jobs, ``b`` after ``a``, written in one
+        transaction (many runs, quickly); ``running``: every ``a`` is RUNNING, ``b`` still
+        BLOCKED, so a stop has both kinds of work to do."""
+        jobs = [JobDefinition("a"), JobDefinition("b", depends_on=("a",))]
+        async with self.db.write() as session:
+            ids = [
+                (
+                    await insert_run(
+                        session, project_id=project.id, user_id=user.id, name=f"{prefix}{i}",
+                        jobs=jobs,
+                    )
+                ).id
+                for i in range(n)
+            ]  # fmt: skip
+            if running:
+                await session.execute(
+                    update(Job)
+                    .where(Job.run_id.in_(ids), Job.job_num == 0)
+                    .values(status=JobStatus.RUNNING)
+                )
+        return ids
 
     async def set_job(
         self, run_id: int, job_num: int = 0, replica_num: int = 0, **values: Any

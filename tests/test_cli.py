@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests import processes
+
 
 def runql(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"RUNQL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}", "PATH": ""}
-    return subprocess.run(
-        [sys.executable, "-m", "runql.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    """``runql <args>`` on a SQLite file of the test's own."""
+    env = {
+        **processes.base_env(),
+        "RUNQL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
+    }
+    return processes.runql(env, *args)
 
 
 def test_help_lists_every_command(tmp_path: Path) -> None:

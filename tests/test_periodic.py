@@ -16,7 +16,8 @@ from runql.db.engine import Database
 from runql.tasks.event_pruner import EventPruner
 from runql.tasks.lease_sweeper import LeaseSweeper
 from runql.tasks.periodic import MAX_BACKOFF_SECONDS, backoff_seconds
-from tests.background import records, until
+from tests.background import records
+from tests.waiting import until
 
 
 def _broken_clock() -> dt.datetime:

@@ -11,6 +11,7 @@ import asyncio
 import socket
 
 from runql.web.server import APP, TCPConfig
+from tests.waiting import DEADLINE
 
 
 async def test_connections_accepted_on_the_workers_socket_send_without_delay() -> None:
@@ -27,7 +28,7 @@ async def test_connections_accepted_on_the_workers_socket_send_without_delay() -
     server = await asyncio.get_running_loop().create_server(Probe, sock=listener)
     try:
         _, writer = await asyncio.open_connection(*listener.getsockname()[:2])
-        nodelay = await asyncio.wait_for(accepted.get(), timeout=10)
+        nodelay = await asyncio.wait_for(accepted.get(), timeout=DEADLINE)
         writer.close()
     finally:
         server.close()

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from runql.db.enums import MemberRole
 from tests.factories import Factory, GraphQLClient
 
 
 async def test_member_reads_runs_of_their_project(factory: Factory, gql: GraphQLClient) -> None:
-    alice = await factory.user("alice")
-    project = await factory.project("vision", [(alice, MemberRole.USER)])
+    alice, project = await factory.user_in_project()
     await factory.run(project, alice, name="resnet")
 
     body = await gql("{ me { name } runs { edges { node { name status } } } }", token=alice.token)

@@ -13,17 +13,12 @@ then the other way round.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import sys
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
@@ -34,8 +29,9 @@ from runql.db.models import Job
 from runql.settings import Settings
 from runql.web.app import create_worker_app
 from tests.conftest import BACKENDS
-from tests.processes import fresh_database, runql, serving_process
+from tests.processes import Server, gql, serving, worker_pids
 from tests.runner.helpers import CLAIM, COMPLETE
+from tests.waiting import until
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="finds the worker processes in /proc"
@@ -45,30 +41,6 @@ SUBMIT = """mutation($input: SubmitRunInput!) { submitRun(input: $input) { run {
 SUBMITTERS, RUNS_EACH, REPLICAS = 4, 3, 10  # 120 jobs
 RUNNERS = 4
 EXPIRING = 6  # jobs whose runner disappears: each must be requeued once
-STARTUP_SECONDS = 30.0
-
-
-@dataclass
-class Server:
-    url: str
-    database_url: str
-    token: str
-    process: asyncio.subprocess.Process
-    log: Path
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-def _worker_pids(server_pid: int) -> list[int]:
-    """The server's worker processes: the children multiprocessing spawned."""
-    children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
-    pids = []
-    for pid in map(int, children):
-        with contextlib.suppress(FileNotFoundError):
-            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                pids.append(pid)
-    return sorted(pids)
 
 
 @pytest_asyncio.fixture(scope="module", params=BACKENDS)
@@ -76,67 +48,28 @@ async def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Server]:
     """``runql serve --workers 2`` on a fresh, migrated database, one per backend for the
-    tests below (each looks only at its own jobs, by name); stopped with SIGTERM."""
-    tmp_path = tmp_path_factory.mktemp("workers")
-    async with fresh_database(request.param, tmp_path, "workers") as database_url:
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "RUNQL_DATABASE_URL": database_url,
-            "RUNQL_SECRET_KEY": "workers-test",
-            "RUNQL_LOG_LEVEL": "WARNING",
-            "RUNQL_LEASE_SWEEP_SECONDS": "0.1",
-            "RUNQL_MIN_LEASE_SECONDS": "1",
-        }
-        await runql(env, "migrate")
-        token = (await runql(env, "user", "create", "alice", "--admin")).strip().splitlines()[-1]
-        await runql(env, "project", "create", "ml", "--member", "alice:admin")
-        log = tmp_path / "serve.log"
-        async with serving_process(env, log, workers=2) as (url, process):
-            server = Server(url, database_url, token, process, log)
-            await _until_ready(server)
-            yield server
-
-
-async def _until_ready(server: Server) -> None:
-    """Both workers started and the database answers ``/readyz``."""
-    deadline = time.monotonic() + STARTUP_SECONDS
-    async with httpx.AsyncClient(base_url=server.url, timeout=5) as client:
-        while time.monotonic() < deadline:
-            assert server.process.returncode is None, server.log_text()
-            with contextlib.suppress(httpx.TransportError):
-                ready = (await client.get("/readyz")).status_code == 200
-                if ready and len(_worker_pids(server.process.pid)) == 2:
-                    return
-            await asyncio.sleep(0.1)
-    pytest.fail(f"runql serve --workers 2 did not start:\n{server.log_text()}")
-
-
-async def _gql(client: httpx.AsyncClient, query: str, variables: dict[str, Any]) -> Any:
-    response = await client.post("/graphql", json={"query": query, "variables": variables})
-    body = response.json()
-    assert response.status_code == 200 and "errors" not in body, body
-    return body["data"]
-
-
-def _client(server: Server) -> httpx.AsyncClient:
-    headers = {"Authorization": f"Bearer {server.token}"}
-    return httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30)
+    tests below (each looks only at its own jobs, by name); both workers started."""
+    async with serving(
+        request.param, tmp_path_factory.mktemp("workers"), "ml", user="alice", workers=2,
+        settings={"RUNQL_LEASE_SWEEP_SECONDS": "0.1", "RUNQL_MIN_LEASE_SECONDS": "1"},
+    ) as running:  # fmt: skip
+        yield running
 
 
 async def _submit(server: Server, jobs: list[dict[str, Any]], runs: int) -> None:
-    async with _client(server) as client:
+    async with server.client() as client:
         for _ in range(runs):
-            await _gql(client, SUBMIT, {"input": {"project": "ml", "jobs": jobs}})
+            await gql(client, SUBMIT, {"input": {"project": "ml", "jobs": jobs}})
 
 
 async def _run_jobs(server: Server, name: str, done: asyncio.Event) -> list[str]:
     """Claim and complete until the submitters are done and nothing is left; returns the
     ids this runner completed."""
     completed: list[str] = []
-    async with _client(server) as client:
+    async with server.client() as client:
         while True:
             claim = {"input": {"runnerName": name, "limit": 7, "leaseSeconds": 60}}
-            claims = (await _gql(client, CLAIM, claim))["claimJobs"]["claims"]
+            claims = (await gql(client, CLAIM, claim))["claimJobs"]["claims"]
             if not claims:
                 if done.is_set():
                     return completed
@@ -146,7 +79,7 @@ async def _run_jobs(server: Server, name: str, done: asyncio.Event) -> list[str]
                 {"jobId": c["job"]["id"], "claimToken": c["claimToken"], "status": "DONE"}
                 for c in claims
             ]
-            results = (await _gql(client, COMPLETE, {"input": {"completions": items}}))[
+            results = (await gql(client, COMPLETE, {"input": {"completions": items}}))[
                 "completeJobs"
             ]["results"]
             assert [r["error"] for r in results] == [None] * len(items), results
@@ -173,17 +106,18 @@ async def test_every_job_completes_exactly_once_across_two_workers(server: Serve
 async def test_each_expired_lease_is_requeued_once_by_two_sweepers(server: Server) -> None:
     retry = {"limit": 3, "onLeaseExpiry": True}
     await _submit(server, [{"name": "lost", "replicas": EXPIRING, "retry": retry}], 1)
-    async with _client(server) as client:
+    async with server.client() as client:
         claim = {"input": {"runnerName": "gone", "limit": EXPIRING, "leaseSeconds": 1}}
-        claims = (await _gql(client, CLAIM, claim))["claimJobs"]["claims"]
+        claims = (await gql(client, CLAIM, claim))["claimJobs"]["claims"]
     assert len(claims) == EXPIRING
 
     # Both workers sweep every 0.1 s; wait until the leases are gone, then a while longer
-    # so that a second requeue of the same claim would have happened.
-    deadline = time.monotonic() + 10
-    while (JobStatus.RUNNING.value, 0, None) in await _statuses(server, "lost"):
-        assert time.monotonic() < deadline, await _statuses(server, "lost")
-        await asyncio.sleep(0.1)
+    # so that a second requeue of the same claim would have happened (a quiet period: a
+    # slow machine can only hide a second requeue, never invent one).
+    async def expired() -> bool:
+        return (JobStatus.RUNNING.value, 0, None) not in await _statuses(server, "lost")
+
+    await until(expired, "the leases to expire")
     await asyncio.sleep(0.5)
 
     assert await _statuses(server, "lost") == {
@@ -194,7 +128,7 @@ async def test_each_expired_lease_is_requeued_once_by_two_sweepers(server: Serve
 
 
 async def test_both_worker_processes_serve(server: Server) -> None:
-    workers = _worker_pids(server.process.pid)
+    workers = worker_pids(server.pid)
     assert len(workers) == 2
 
     for paused in workers:
@@ -202,13 +136,13 @@ async def test_both_worker_processes_serve(server: Server) -> None:
         # answer comes from there. (Well inside uvicorn's 5 s worker health check.)
         os.kill(paused, signal.SIGSTOP)
         try:
-            async with _client(server) as client:  # a new connection
-                data = await _gql(client, "{ me { name } }", {})
+            async with server.client() as client:  # a new connection
+                data = await gql(client, "{ me { name } }", {})
         finally:
             os.kill(paused, signal.SIGCONT)
         assert data == {"me": {"name": "alice"}}
 
-    assert _worker_pids(server.process.pid) == workers  # neither was restarted
+    assert worker_pids(server.pid) == workers  # neither was restarted
 
 
 @pytest.mark.parametrize(("pool", "workers", "share"), [(10, 4, 3), (10, 1, 10), (2, 8, 1)])
@@ -233,6 +167,7 @@ def test_workers_below_zero_are_refused() -> None:
 
 def _problems(server: Server) -> list[str]:
     """What the server logged at WARNING or above (its level here), or its exit."""
+    assert server.process is not None
     lines = [line for line in server.log_text().splitlines() if not line.startswith("runql: ")]
     if server.process.returncode is not None:
         lines.append(f"server exited with {server.process.returncode}")

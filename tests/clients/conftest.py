@@ -1,31 +1,18 @@
-"""Fixtures of the client tests: ``runql serve`` subprocesses on fresh databases."""
+"""Fixtures of the client tests: ``runql serve`` processes on fresh databases."""
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
-from tests.clients.helpers import Server, add_project, prepare_database, serving
-from tests.conftest import BACKENDS, _create_postgres_database, _drop_postgres_database
+from tests.clients.helpers import SERVER_SETTINGS
+from tests.conftest import BACKENDS
+from tests.processes import Server, add_project, serving
 
 _names = itertools.count()
-
-
-@contextlib.asynccontextmanager
-async def fresh_database(backend: str, directory: Path) -> AsyncIterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite+aiosqlite:///{directory / 'clients.db'}"
-        return
-    url = await _create_postgres_database()
-    try:
-        yield url
-    finally:
-        await _drop_postgres_database(url)
 
 
 @pytest_asyncio.fixture(scope="module", params=BACKENDS)
@@ -33,21 +20,18 @@ async def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Server]:
     """``runql serve`` on a fresh database per backend, shared by a module's tests (each
-    test works in a project of its own: see ``project``)."""
+    test works in a project of its own: see ``new_project``)."""
     directory = tmp_path_factory.mktemp(f"serve-{request.param}")
-    async with fresh_database(request.param, directory) as url:
-        token = await prepare_database(url)
-        async with serving(url, token, directory / "serve.log") as running:
-            yield running
+    async with serving(request.param, directory, settings=SERVER_SETTINGS) as running:
+        yield running
 
 
 @pytest_asyncio.fixture(scope="module")
 async def sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Server]:
+    """The same on SQLite only, for the tests of the runner's own behaviour."""
     directory = tmp_path_factory.mktemp("serve-sqlite")
-    async with fresh_database("sqlite", directory) as url:
-        token = await prepare_database(url)
-        async with serving(url, token, directory / "serve.log") as running:
-            yield running
+    async with serving("sqlite", directory, settings=SERVER_SETTINGS) as running:
+        yield running
 
 
 @pytest.fixture

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,22 +27,13 @@ from runql.clients.commands import EXIT_STOPPED
 from runql.clients.runner.idle import MAX_SECONDS
 from runql.clients.runner.live import JOBS_READY, RUN_EVENTS, LiveSocket
 from runql.error_codes import ErrorCode
-from tests.clients.helpers import (
-    STOP,
-    RunnerProcess,
-    Server,
-    base_env,
-    finished,
-    start_runner,
-    until,
-)
+from tests.clients.helpers import STOP, RunnerProcess, client_env, finished, start_runner
 from tests.observability.helpers import parse, values
+from tests.processes import Process, Server, running, start
+from tests.waiting import DEADLINE, until
 
 #: How long an idle runner is watched for claims: longer than polling's longest gap.
 QUIET_SECONDS = MAX_SECONDS + 1.0
-#: Deliveries wait for every older writing transaction of the PostgreSQL cluster
-#: (other suites' included): generous, as in tests/live.
-WAIT = 60.0
 #: The runner's safety re-check, raised so that only a signal can wake it in a test.
 NO_RECHECK = ("--recheck-seconds", "3600")
 JOB = [{"name": "a", "spec": {"cmd": ["true"]}}]
@@ -71,7 +60,6 @@ async def test_an_idle_runner_claims_nothing_until_jobs_ready_signals(
     try:
         await until(
             lambda: any(e["waiting"] == "jobsReady" for e in runner.events("runner.idle")),
-            30,
             "the runner to wait on jobsReady",
         )
         before = await claim_calls(server)
@@ -79,7 +67,7 @@ async def test_an_idle_runner_claims_nothing_until_jobs_ready_signals(
         after_quiet = await claim_calls(server)
 
         run_id = await server.submit(project, JOB)
-        run = await until(lambda: finished(server, run_id), WAIT, "the run to finish")
+        run = await until(lambda: finished(server, run_id), "the run to finish")
         code = await stopped(runner)
     finally:
         runner.kill()
@@ -95,17 +83,19 @@ async def test_without_websockets_the_runner_says_why_and_polls(
     server: Server, new_project: Any, tmp_path: Path
 ) -> None:
     project = await new_project(server)
-    plain = Server(server.database_url, server.token, tmp_path / "plain.log", websockets=False)
-    await plain.start()
-    runner = start_runner(plain, tmp_path, name="polling", project=project, extra=NO_RECHECK)
-    try:
-        await until(lambda: runner.events("live.unavailable"), 30, "live.unavailable")
-        run_id = await server.submit(project, JOB)
-        run = await until(lambda: finished(server, run_id), WAIT, "the run to finish")
-        code = await stopped(runner)
-    finally:
-        runner.kill()
-        plain.stop()
+    plain = Server(
+        server.database_url, server.token, tmp_path / "plain.log", server.settings,
+        websockets=False,
+    )  # fmt: skip
+    async with running(plain):
+        runner = start_runner(plain, tmp_path, name="polling", project=project, extra=NO_RECHECK)
+        try:
+            await until(lambda: runner.events("live.unavailable"), "live.unavailable")
+            run_id = await server.submit(project, JOB)
+            run = await until(lambda: finished(server, run_id), "the run to finish")
+            code = await stopped(runner)
+        finally:
+            runner.kill()
 
     assert [(j["status"], j["runnerName"]) for j in run["jobs"]] == [("DONE", "polling")]
     assert code == 0, runner.output()
@@ -126,32 +116,17 @@ async def subscriptions_open(server: Server, count: int) -> bool:
     return sum(samples.values()) == count
 
 
-def _ignore_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def start_watch(
     server: Server, project: str, directory: Path, sigint_ignored: bool = False
-) -> tuple[subprocess.Popen[bytes], Path, Path]:
+) -> tuple[Process, Path, Path]:
     """``runql ps --watch`` of ``project``; its polling interval is an hour, so only
-    events can redraw it within a test. ``sigint_ignored``: started as ``cmd &`` in a
-    script (or CI) starts it, with SIGINT ignored."""
+    events can redraw it within a test."""
     out, err = directory / "watch.out", directory / "watch.err"
-    env = {**base_env(), "RUNQL_URL": server.url, "RUNQL_TOKEN": server.token}
-    with out.open("wb") as sink, err.open("wb") as errors:
-        watch = subprocess.Popen(
-            [sys.executable, "-m", "runql.cli", "ps", "--watch", "--project", project,
-             "--interval", "3600"],
-            env=env, stdout=sink, stderr=errors,
-            preexec_fn=_ignore_sigint if sigint_ignored else None,
-        )  # fmt: skip
+    watch = start(
+        client_env(server), "ps", "--watch", "--project", project, "--interval", "3600",
+        log=out, stderr=err, sigint_ignored=sigint_ignored,
+    )  # fmt: skip
     return watch, out, err
-
-
-def ended(watch: subprocess.Popen[bytes]) -> None:
-    if watch.poll() is None:
-        watch.kill()
-        watch.wait()
 
 
 async def test_ps_watch_follows_run_events(
@@ -160,16 +135,16 @@ async def test_ps_watch_follows_run_events(
     project = await new_project(server)
     watch, out, err = start_watch(server, project, tmp_path)
     try:
-        await until(lambda: "no runs" in last_table(out), WAIT, "the first table")
+        await until(lambda: "no runs" in last_table(out), "the first table")
         run_id = await server.submit(project, JOB, name="watched")
-        await until(lambda: "watched" in last_table(out), WAIT, "the submitted run")
+        await until(lambda: "watched" in last_table(out), "the submitted run")
         await server.gql(STOP, {"ids": [run_id]})
         # A stopped run leaves the active list.
-        await until(lambda: "no runs" in last_table(out), WAIT, "the stopped run to go")
-        watch.send_signal(signal.SIGINT)
-        code = await until(lambda: watch.poll(), EXIT_SECONDS, "ps --watch to exit")
+        await until(lambda: "no runs" in last_table(out), "the stopped run to go")
+        watch.signal(signal.SIGINT)
+        code = await until(lambda: watch.returncode, "ps --watch to exit", within=EXIT_SECONDS)
     finally:
-        ended(watch)
+        watch.kill()
     assert code == EXIT_STOPPED
     assert err.read_text() == ""  # no fallback to polling, no traceback
 
@@ -188,15 +163,17 @@ async def test_a_signal_ends_ps_watch_waiting_on_a_quiet_stream(
 ) -> None:
     project = await new_project(server)  # no runs: nothing changes while it waits
     # Other tests' subscriptions are gone, so the next one is ps's.
-    await until(lambda: subscriptions_open(server, 0), WAIT, "no subscriptions")
+    await until(lambda: subscriptions_open(server, 0), "no subscriptions")
     watch, out, err = start_watch(server, project, tmp_path, sigint_ignored)
     try:
-        await until(lambda: "no runs" in last_table(out), WAIT, "the first table")
-        await until(lambda: subscriptions_open(server, 1), WAIT, "its subscription")
-        watch.send_signal(sig)
-        code = await until(lambda: watch.poll(), EXIT_SECONDS, f"ps --watch to exit on {sig.name}")
+        await until(lambda: "no runs" in last_table(out), "the first table")
+        await until(lambda: subscriptions_open(server, 1), "its subscription")
+        watch.signal(sig)
+        code = await until(
+            lambda: watch.returncode, f"ps --watch to exit on {sig.name}", within=EXIT_SECONDS
+        )
     finally:
-        ended(watch)
+        watch.kill()
     assert code == EXIT_STOPPED
     assert err.read_text() == ""  # no traceback
 
@@ -208,7 +185,7 @@ def live_socket(server: Server, token: str | None = None) -> LiveSocket:
 def refusal(socket: LiveSocket, query: str, variables: dict[str, Any]) -> ApiError:
     socket.subscribe(query, variables)
     with pytest.raises(ApiError) as refused:
-        socket.receive(WAIT)
+        socket.receive(DEADLINE)
     return refused.value
 
 
@@ -221,13 +198,13 @@ async def test_the_live_client_answers_signals_timeouts_and_errors(
         socket.subscribe(JOBS_READY, {"project": project})
         assert await asyncio.to_thread(socket.receive, 0.3) is None  # nothing is ready
         await server.submit(project, JOB)
-        signal = await asyncio.to_thread(socket.receive, WAIT)
+        signal = await asyncio.to_thread(socket.receive, DEADLINE)
         forged = await asyncio.to_thread(refusal, socket, RUN_EVENTS, {"after": "forged"})
         unknown = await asyncio.to_thread(refusal, socket, JOBS_READY, {"project": "nope"})
     finally:
         socket.close()
     with pytest.raises(Unreachable, match="closed"):
-        socket.receive(WAIT)
+        socket.receive(DEADLINE)
     stranger = await asyncio.to_thread(live_socket, server, "rql_wrong")
     try:
         refused = await asyncio.to_thread(refusal, stranger, JOBS_READY, {})

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,7 +15,9 @@ import pytest_asyncio
 from runql.cli.demo import load_demo
 from runql.db.engine import Database
 from runql.db.migrate import upgrade
-from tests.clients.helpers import Server, base_env, free_port, serving
+from tests.clients.helpers import client_env
+from tests.processes import Server, free_port, running
+from tests.processes import runql as run_command
 
 ADMIN = "rql_demo_admin_token"
 
@@ -29,16 +30,13 @@ async def demo_server(tmp_path_factory) -> AsyncIterator[Server]:  # type: ignor
     await upgrade(db)
     await load_demo(db)
     await db.dispose()
-    async with serving(url, ADMIN, directory / "serve.log") as server:
+    async with running(Server(url, ADMIN, directory / "serve.log")) as server:
         yield server
 
 
 def runql(server: Server, *args: str, token: str = ADMIN) -> subprocess.CompletedProcess[str]:
-    env = {**base_env(), "RUNQL_URL": server.url, "RUNQL_TOKEN": token}
-    return subprocess.run(
-        [sys.executable, "-m", "runql.cli", *args],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    """``runql <args>`` as a client of ``server`` with ``token``."""
+    return run_command(client_env(server, token), *args)
 
 
 def rows(table: str) -> dict[str, list[str]]:

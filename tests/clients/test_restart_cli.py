@@ -11,11 +11,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.clients.helpers import Server, base_env, finished, start_runner, statuses, until
+from tests.clients.helpers import client_env, finished, start_runner, statuses
+from tests.processes import Server
+from tests.waiting import until
 
 
 def runql(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**base_env(), "RUNQL_URL": server.url, "RUNQL_TOKEN": server.token}
+    env = client_env(server)
     return subprocess.run(
         [sys.executable, "-m", "runql.cli", *args],
         env=env, capture_output=True, text=True, timeout=60, check=False,
@@ -34,7 +36,7 @@ async def test_a_failed_run_restarted_from_the_command_line_runs_to_done(
     runner = start_runner(server, tmp_path, name="r1", project=project, slots=2)
     try:
         run_id = await server.submit(project, jobs, name="fails-once")
-        failed = await until(lambda: finished(server, run_id), 60, "the run to fail")
+        failed = await until(lambda: finished(server, run_id), "the run to fail")
         assert (failed["status"], statuses(failed)) == (
             "FAILED",
             {("a", 0, 0): "FAILED", ("b", 0, 0): "ABORTED"},
@@ -45,7 +47,7 @@ async def test_a_failed_run_restarted_from_the_command_line_runs_to_done(
         by_name = await asyncio.to_thread(
             runql, server, "restart", "--project", project, "fails-once"
         )
-        run = await until(lambda: finished(server, run_id), 60, "the restarted run to finish")
+        run = await until(lambda: finished(server, run_id), "the restarted run to finish")
         runner.signal(signal.SIGTERM)
         code = await runner.exit_code()
     finally:

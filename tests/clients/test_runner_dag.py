@@ -8,7 +8,9 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from tests.clients.helpers import Server, finished, start_runner, statuses, until
+from tests.clients.helpers import finished, start_runner, statuses
+from tests.processes import Server
+from tests.waiting import until
 
 RESULT = (
     'printf \'{"accuracy": 0.9, "job": "%s", "run": "%s", "submission": %s, "token": "%s"}\' '
@@ -38,7 +40,7 @@ async def test_a_dag_of_real_processes_runs_to_its_end_state(
     ]
     try:
         run_id = await server.submit(project, dag())
-        run = await until(lambda: finished(server, run_id), 60, "the run to finish")
+        run = await until(lambda: finished(server, run_id), "the run to finish")
         for runner in runners:
             runner.signal(signal.SIGTERM)
         codes = [await runner.exit_code() for runner in runners]

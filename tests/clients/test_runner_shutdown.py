@@ -18,16 +18,9 @@ from typing import Any
 import pytest
 
 from runql.clients.runner.journal import FILE_NAME, read_pending
-from tests.clients.conftest import fresh_database
-from tests.clients.helpers import (
-    Server,
-    finished,
-    prepare_database,
-    serving,
-    start_runner,
-    statuses,
-    until,
-)
+from tests.clients.helpers import SERVER_SETTINGS, finished, start_runner, statuses
+from tests.processes import Server, serving
+from tests.waiting import until
 
 WAITERS = 4
 
@@ -50,44 +43,40 @@ async def running_jobs(server: Server, run_id: str, count: int) -> bool:
 async def test_every_completion_arrives_exactly_once_across_an_outage(
     backend: str, crash: bool, tmp_path: Path
 ) -> None:
-    async with fresh_database(backend, tmp_path) as url:
-        token = await prepare_database(url, "outage")
-        async with serving(url, token, tmp_path / "serve.log") as server:
-            runner = start_runner(
-                server, tmp_path, name="first", project="outage", slots=WAITERS,
-                lease_seconds=60,  # the outage must not outlast a lease
+    async with serving(backend, tmp_path, "outage", settings=SERVER_SETTINGS) as server:
+        runner = start_runner(
+            server, tmp_path, name="first", project="outage", slots=WAITERS,
+            lease_seconds=600,  # the outage must not outlast a lease, however slow
+        )  # fmt: skip
+        try:
+            run_id = await server.submit(
+                "outage",
+                [{"name": "wait", "replicas": WAITERS, "spec": {"cmd": gated(tmp_path)}},
+                 {"name": "after", "dependsOn": ["wait"],
+                  "spec": {"cmd": gated(tmp_path, "after")}}],
             )  # fmt: skip
-            try:
-                run_id = await server.submit(
-                    "outage",
-                    [{"name": "wait", "replicas": WAITERS, "spec": {"cmd": gated(tmp_path)}},
-                     {"name": "after", "dependsOn": ["wait"],
-                      "spec": {"cmd": gated(tmp_path, "after")}}],
-                )  # fmt: skip
-                await until(lambda: running_jobs(server, run_id, WAITERS), 30, "claims")
+            await until(lambda: running_jobs(server, run_id, WAITERS), "claims")
 
-                server.stop()
-                (tmp_path / "go").touch()
-                journal = runner.state_dir / FILE_NAME
-                await until(
-                    lambda: len(read_pending(journal)) == WAITERS, 30, "completions journalled"
-                )
-                assert runner.process.poll() is None, runner.output()  # waits, backing off
-                if crash:
-                    runner.kill()
-                    assert len(read_pending(journal)) == WAITERS
-
-                await server.start()  # same database, same port
-                if crash:
-                    runner = start_runner(
-                        server, tmp_path, name="second", project="outage", slots=WAITERS,
-                        state_dir=runner.state_dir,
-                    )  # fmt: skip
-                run = await until(lambda: finished(server, run_id), 30, "the run to finish")
-                runner.signal(signal.SIGTERM)
-                code = await runner.exit_code()
-            finally:
+            await server.stop()
+            (tmp_path / "go").touch()
+            journal = runner.state_dir / FILE_NAME
+            await until(lambda: len(read_pending(journal)) == WAITERS, "completions journalled")
+            assert runner.process.poll() is None, runner.output()  # waits, backing off
+            if crash:
                 runner.kill()
+                assert len(read_pending(journal)) == WAITERS
+
+            await server.start()  # same database, same port
+            if crash:
+                runner = start_runner(
+                    server, tmp_path, name="second", project="outage", slots=WAITERS,
+                    state_dir=runner.state_dir,
+                )  # fmt: skip
+            run = await until(lambda: finished(server, run_id), "the run to finish")
+            runner.signal(signal.SIGTERM)
+            code = await runner.exit_code()
+        finally:
+            runner.kill()
 
     assert statuses(run) == {
         **{("wait", r, 0): "DONE" for r in range(WAITERS)},
@@ -109,7 +98,7 @@ async def test_sigterm_drains_then_stops_what_still_runs(
     server = sqlite_server
     project = await new_project(server)
     runner = start_runner(
-        server, tmp_path, name="drainer", project=project, extra=("--drain-seconds", "1.5")
+        server, tmp_path, name="drainer", project=project, extra=("--drain-seconds", "3")
     )
     try:
         run_id = await server.submit(
@@ -117,13 +106,13 @@ async def test_sigterm_drains_then_stops_what_still_runs(
             [{"name": "finishes", "spec": {"cmd": gated(tmp_path)}},
              {"name": "outlasts", "spec": {"cmd": ["sleep", "60"]}}],
         )  # fmt: skip
-        await until(lambda: running_jobs(server, run_id, 2), 30, "claims")
+        await until(lambda: running_jobs(server, run_id, 2), "claims")
         runner.signal(signal.SIGTERM)
-        await until(lambda: "runner.draining" in runner.output(), 10, "the drain")
+        await until(lambda: "runner.draining" in runner.output(), "the drain")
+        (tmp_path / "go").touch()  # at once: the job's finish must fall inside the drain
         late = await server.submit(project, [{"name": "late", "spec": {"cmd": ["true"]}}])
-        (tmp_path / "go").touch()
         code = await runner.exit_code()
-        run = await until(lambda: finished(server, run_id), 10, "the run to end")
+        run = await until(lambda: finished(server, run_id), "the run to end")
         late_run = await server.run(late)
     finally:
         runner.kill()
@@ -145,17 +134,17 @@ async def test_a_second_signal_stops_at_once_and_the_next_start_reports(
     runner = start_runner(server, tmp_path, name="hasty", project=project)
     try:
         run_id = await server.submit(project, [{"name": "long", "spec": {"cmd": "sleep 60"}}])
-        await until(lambda: running_jobs(server, run_id, 1), 30, "the claim")
+        await until(lambda: running_jobs(server, run_id, 1), "the claim")
         runner.signal(signal.SIGINT)
-        await until(lambda: "runner.draining" in runner.output(), 10, "the drain")
+        await until(lambda: "runner.draining" in runner.output(), "the drain")
         runner.signal(signal.SIGINT)
-        code = await runner.exit_code(within=10)
+        code = await runner.exit_code()
         pending = read_pending(runner.state_dir / FILE_NAME)
         again = start_runner(
             server, tmp_path, name="again", project=project, state_dir=runner.state_dir
         )
         try:
-            run = await until(lambda: finished(server, run_id), 30, "the report")
+            run = await until(lambda: finished(server, run_id), "the report")
         finally:
             again.kill()
     finally:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from sqlalchemy import select
 
 from runql.db.engine import Database, StatementRecorder
@@ -11,6 +9,7 @@ from runql.db.enums import EventKind
 from runql.db.events import START, EventPosition, read_events
 from runql.db.models import Event
 from runql.db.visibility import Viewer
+from tests.waiting import until
 
 #: Sees every project (no user row needed: admins skip the membership subquery).
 ADMIN = Viewer(user_id=0, name="root", is_admin=True)
@@ -43,11 +42,28 @@ async def settled(db: Database) -> None:
     """Wait until every committed event is final (readable). On a PostgreSQL server that
     other databases share, their writers hold back the oldest in-flight transaction too,
     so a commit may take a moment to become readable; negative checks wait for this."""
-    for _ in range(1000):
+
+    async def all_readable() -> bool:
         everything = await positions(db)
         async with db.read() as session:
             readable = await read_events(session, ADMIN, after=START, limit=len(everything) + 1)
-        if len(readable) == len(everything):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("committed events did not become readable within 10 s")
+        return len(readable) == len(everything)
+
+    await until(all_readable, "every committed event to become readable")
+
+
+async def read_until(
+    db: Database, after: EventPosition, count: int, *, limit: int = 100
+) -> list[EventPosition]:
+    """Read on from ``after``, ``limit`` events a page, until ``count`` events came (a
+    commit may take a moment to become final: see ``settled``); their positions."""
+    seen: list[EventPosition] = []
+
+    async def enough() -> bool:
+        async with db.read() as session:
+            page = await read_events(session, ADMIN, after=seen[-1] if seen else after, limit=limit)
+        seen.extend(e.position for e in page)
+        return len(seen) >= count
+
+    await until(enough, f"{count} readable events after {after}")
+    return seen

@@ -10,13 +10,13 @@ from sqlalchemy import select
 
 from runql.db import lease_expiry
 from runql.db.engine import Database, record_statements
-from runql.db.enums import EventKind, JobStatus, MemberRole, RunStatus
+from runql.db.enums import EventKind, JobStatus, RunStatus
 from runql.db.events import START, EventBatch, read_events
 from runql.db.lifecycle import JobDefinition
 from runql.db.models import Job
 from runql.db.types import utcnow
 from tests.events.helpers import ADMIN, event_writes, log, settled
-from tests.factories import Factory, GraphQLClient, ProjectHandle, UserHandle
+from tests.factories import Factory, GraphQLClient, UserHandle
 from tests.runner.helpers import CLAIM, COMPLETE, claim, completion
 
 K = EventKind
@@ -50,16 +50,10 @@ async def _one_write(
     return body
 
 
-async def _setup(factory: Factory) -> tuple[UserHandle, ProjectHandle]:
-    alice = await factory.user("alice")
-    project = await factory.project("vision", [(alice, MemberRole.USER)])
-    return alice, project
-
-
 async def test_a_dag_run_logs_each_change_once_in_order(
     db: Database, factory: Factory, gql: GraphQLClient
 ) -> None:
-    alice, _ = await _setup(factory)
+    alice, _ = await factory.user_in_project()
     body = await _one_write(
         gql,
         SUBMIT,
@@ -133,7 +127,7 @@ def _claim_input(limit: int = 10) -> dict[str, Any]:
 async def test_events_carry_project_run_job_and_time(
     db: Database, factory: Factory, gql: GraphQLClient
 ) -> None:
-    alice, project = await _setup(factory)
+    alice, project = await factory.user_in_project()
     run = await factory.run(project, alice)
     before = utcnow()
     [claimed] = await claim(gql, alice.token)
@@ -162,7 +156,7 @@ async def test_events_carry_project_run_job_and_time(
 async def test_stop_graceful_abort_and_delete(
     db: Database, factory: Factory, gql: GraphQLClient
 ) -> None:
-    alice, project = await _setup(factory)
+    alice, project = await factory.user_in_project()
     busy = await factory.run(project, alice, jobs=[JobDefinition("a"), JobDefinition("b")])
     idle = await factory.run(project, alice)
     doomed = await factory.run(project, alice)
@@ -191,7 +185,7 @@ async def test_stop_graceful_abort_and_delete(
 async def test_lease_expiry_requeues_with_one_statement(
     db: Database, factory: Factory, gql: GraphQLClient
 ) -> None:
-    alice, project = await _setup(factory)
+    alice, project = await factory.user_in_project()
     run = await factory.run(
         project,
         alice,
@@ -215,7 +209,7 @@ async def test_lease_expiry_requeues_with_one_statement(
 async def test_transactions_that_change_nothing_write_no_event(
     db: Database, factory: Factory, gql: GraphQLClient
 ) -> None:
-    alice, project = await _setup(factory)
+    alice, project = await factory.user_in_project()
     finished = await factory.run(project, alice, status=RunStatus.DONE)
     live = await factory.run(project, alice)
     [claimed] = await claim(gql, alice.token)

@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import update
 
 from runql.db.engine import Database
-from runql.db.enums import MemberRole
 from runql.db.events import oldest_retained
 from runql.db.models import Event
 from runql.db.types import utcnow
@@ -42,8 +41,7 @@ async def test_a_database_error_is_logged_once_and_the_pruner_carries_on(
     on SQLite the write lock (``database is locked``). The task keeps running, says so
     once, and prunes once the lock is gone."""
     caplog.set_level(logging.DEBUG, logger=LOGGER)
-    alice = await factory.user("alice")
-    project = await factory.project("vision", [(alice, MemberRole.USER)])
+    alice, project = await factory.user_in_project()
     await factory.run(project, alice)
     async with db.write() as session:  # the submission's events are two days old
         await session.execute(update(Event).values(at=utcnow() - dt.timedelta(days=2)))

@@ -22,10 +22,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from runql.db.engine import Database
-from runql.db.enums import EventKind, MemberRole
+from runql.db.enums import EventKind
 from runql.db.events import START, EventBatch, EventPosition, read_events
 from runql.db.types import utcnow
-from tests.events.helpers import ADMIN, positions
+from tests.events.helpers import ADMIN, positions, read_until
 from tests.factories import Factory
 
 ROUNDS = 20
@@ -42,23 +42,8 @@ async def _read(db: Database, after: EventPosition, limit: int = 100) -> list[Ev
         return [e.position for e in await read_events(session, ADMIN, after=after, limit=limit)]
 
 
-async def _read_until(
-    db: Database, after: EventPosition, count: int, *, limit: int = 100
-) -> list[EventPosition]:
-    """Poll from ``after`` until ``count`` events came (or 10 s passed)."""
-    seen: list[EventPosition] = []
-    deadline = asyncio.get_running_loop().time() + 10
-    while len(seen) < count and asyncio.get_running_loop().time() < deadline:
-        page = await _read(db, seen[-1] if seen else after, limit)
-        seen += page
-        if not page:
-            await asyncio.sleep(0.01)
-    return seen
-
-
 async def _one_run(factory: Factory) -> int:
-    alice = await factory.user("alice")
-    project = await factory.project("vision", [(alice, MemberRole.USER)])
+    alice, project = await factory.user_in_project()
     return await factory.run(project, alice)
 
 
@@ -72,7 +57,7 @@ async def test_a_late_commit_of_a_smaller_id_is_read_late_not_skipped(
 ) -> None:
     _postgresql_only(db)
     run = await _one_run(factory)
-    [submitted] = await _read_until(db, START, 1)
+    [submitted] = await read_until(db, START, 1)
 
     async with db.write() as a:
         await _append(a, run)  # A: the older transaction, the smaller id
@@ -81,7 +66,7 @@ async def test_a_late_commit_of_a_smaller_id_is_read_late_not_skipped(
         # B is committed, A is in flight: B's event sorts after A's, so nothing is final.
         assert await _read(db, submitted) == []
     # A committed: both, once each, A's first.
-    first, second = await _read_until(db, submitted, 2)
+    first, second = await read_until(db, submitted, 2)
     assert first.txid < second.txid and first.id < second.id
     assert await _read(db, second) == []
     assert await positions(db) == [submitted, first, second]
@@ -94,16 +79,16 @@ async def test_a_smaller_id_of_a_newer_transaction_comes_after_an_older_one(
     event is delivered first, A's after it although its id is smaller, neither twice."""
     _postgresql_only(db)
     run = await _one_run(factory)
-    [submitted] = await _read_until(db, START, 1)
+    [submitted] = await read_until(db, START, 1)
 
     async with db.write() as a:
         async with db.write() as b:
             await b.execute(text("SELECT pg_current_xact_id()"))  # B's txid first
             await _append(a, run)  # then A's txid, and the smaller event id
             await _append(b, run)
-        [b_event] = await _read_until(db, submitted, 1)  # B is older than A, in flight
+        [b_event] = await read_until(db, submitted, 1)  # B is older than A, in flight
         assert await _read(db, b_event) == []
-    [a_event] = await _read_until(db, b_event, 1)
+    [a_event] = await read_until(db, b_event, 1)
     assert a_event.id < b_event.id and a_event.txid > b_event.txid
     assert await positions(db) == [submitted, b_event, a_event]
 
@@ -125,7 +110,7 @@ async def test_a_polling_reader_gets_every_event_once_under_concurrent_writers(
                 await asyncio.sleep(rng.random() * 0.008)
 
     for _ in range(ROUNDS):
-        seen = await _read_until(db, START, len(await positions(db)), limit=10_000)
+        seen = await read_until(db, START, len(await positions(db)), limit=10_000)
         cursor = seen[-1]
         tasks = [asyncio.create_task(writer()) for _ in range(writers)]
         while not all(task.done() for task in tasks):
@@ -134,7 +119,7 @@ async def test_a_polling_reader_gets_every_event_once_under_concurrent_writers(
             cursor = page[-1] if page else cursor
             await asyncio.sleep(rng.random() * 0.003)
         await asyncio.gather(*tasks)
-        seen += await _read_until(db, cursor, len(await positions(db)) - len(seen), limit=4)
+        seen += await read_until(db, cursor, len(await positions(db)) - len(seen), limit=4)
         assert len(seen) == len(set(seen)), "an event was read twice"
         assert seen == await positions(db), "the reader's sequence differs from the log"
 
@@ -148,7 +133,7 @@ async def test_writers_commit_in_every_order_of_their_ids(db: Database, factory:
     orders = [(0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0)]
     for commit_order in orders:
         for xid_order in orders:
-            seen = await _read_until(db, START, len(await positions(db)), limit=10_000)
+            seen = await read_until(db, START, len(await positions(db)), limit=10_000)
             cursor = seen[-1]
             async with contextlib.AsyncExitStack() as stack:
                 sessions = [await stack.enter_async_context(db.write()) for _ in range(3)]
@@ -161,5 +146,5 @@ async def test_writers_commit_in_every_order_of_their_ids(db: Database, factory:
                     page = await _read(db, cursor)
                     seen += page
                     cursor = page[-1] if page else cursor
-            seen += await _read_until(db, cursor, len(await positions(db)) - len(seen))
+            seen += await read_until(db, cursor, len(await positions(db)) - len(seen))
             assert seen == await positions(db), (commit_order, xid_order)

@@ -43,8 +43,7 @@ async def test_members_see_their_projects_admins_all_others_nothing(
 async def test_removal_from_a_project_stops_its_events_at_once(
     db: Database, factory: Factory
 ) -> None:
-    alice = await factory.user("alice")
-    vision = await factory.project("vision", [(alice, MemberRole.USER)])
+    alice, vision = await factory.user_in_project()
     await factory.run(vision, alice)
     await settled(db)
     [first] = await _read(db, _viewer(alice))
@@ -59,8 +58,7 @@ async def test_removal_from_a_project_stops_its_events_at_once(
 
 
 async def test_filters_by_projects_and_runs(db: Database, factory: Factory) -> None:
-    alice = await factory.user("alice")
-    vision = await factory.project("vision", [(alice, MemberRole.USER)])
+    alice, vision = await factory.user_in_project()
     speech = await factory.project("speech", [(alice, MemberRole.USER)])
     runs = [await factory.run(project, alice) for project in (vision, speech, vision, speech)]
     await settled(db)
@@ -81,8 +79,7 @@ async def test_filters_by_projects_and_runs(db: Database, factory: Factory) -> N
 async def test_pages_follow_the_cursor_in_one_statement_each(
     db: Database, factory: Factory
 ) -> None:
-    alice = await factory.user("alice")
-    vision = await factory.project("vision", [(alice, MemberRole.USER)])
+    alice, vision = await factory.user_in_project()
     for _ in range(5):
         await factory.run(vision, alice)
     await settled(db)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 
 import pytest
 from sqlalchemy import select, update
 
 from runql.db.engine import Database
-from runql.db.enums import EventKind, MemberRole
+from runql.db.enums import EventKind
 from runql.db.events import (
     START,
     EventBatch,
@@ -21,31 +20,18 @@ from runql.db.events import (
 )
 from runql.db.models import Event
 from runql.db.types import utcnow
-from tests.events.helpers import ADMIN, positions, settled
+from tests.events.helpers import ADMIN, positions, read_until, settled
 from tests.factories import Factory
 
 
 async def _run(factory: Factory) -> tuple[int, Factory]:
-    alice = await factory.user("alice")
-    project = await factory.project("vision", [(alice, MemberRole.USER)])
+    alice, project = await factory.user_in_project()
     return await factory.run(project, alice), factory
 
 
 async def _safe(db: Database) -> EventPosition:
     async with db.read() as session:
         return await safe_position(session)
-
-
-async def _after(db: Database, after: EventPosition, count: int) -> list[EventPosition]:
-    """Poll until ``count`` events after ``after`` are final (a shared PostgreSQL server's
-    other writers may hold them back a moment), then return what is there."""
-    for _ in range(1000):
-        async with db.read() as session:
-            got = [e.position for e in await read_events(session, ADMIN, after=after, limit=100)]
-        if len(got) >= count:
-            return got
-        await asyncio.sleep(0.01)
-    return got
 
 
 async def _append(db: Database, run: int, at: dt.datetime | None = None) -> None:
@@ -63,7 +49,7 @@ async def test_safe_position_is_after_every_finished_change(db: Database, factor
     async with db.read() as session:
         assert await read_events(session, ADMIN, after=cursor, limit=10) == []
     await _append(db, run)
-    [new] = await _after(db, cursor, 1)
+    [new] = await read_until(db, cursor, 1)
     assert new == (await positions(db))[-1]
 
 
@@ -83,7 +69,7 @@ async def test_safe_position_keeps_the_changes_still_in_flight(
         batch.runs(EventKind.RUN_STATUS_CHANGED, [run])
         await batch.flush(writer, utcnow())
         cursor = await _safe(db)
-    [late] = await _after(db, cursor, 1)
+    [late] = await read_until(db, cursor, 1)
     assert late == (await positions(db))[-1]
 
 
@@ -97,7 +83,7 @@ async def test_pruning_deletes_old_events_and_records_the_watermark(
     await _append(db, run, old)
     await _append(db, run)
     before = await positions(db)
-    await _after(db, START, 3)
+    await read_until(db, START, 3)
     async with db.read() as session:
         assert await oldest_retained(session) is None
 
@@ -111,7 +97,7 @@ async def test_pruning_deletes_old_events_and_records_the_watermark(
     assert watermark == before[1]
     # A cursor below the watermark lost events (expired); at or after it, none.
     assert watermark > START and before[0] < watermark and not before[1] < watermark
-    assert await _after(db, watermark, 1) == before[2:]
+    assert await read_until(db, watermark, 1) == before[2:]
 
 
 async def test_the_watermark_outlives_an_empty_log_and_ids_are_not_reused(
@@ -119,7 +105,7 @@ async def test_the_watermark_outlives_an_empty_log_and_ids_are_not_reused(
 ) -> None:
     run, _ = await _run(factory)
     await _append(db, run)
-    everything = await _after(db, START, 2)
+    everything = await read_until(db, START, 2)
     async with db.write() as session:
         assert await prune_events(session, older_than=utcnow() + dt.timedelta(seconds=1)) == 2
         assert await prune_events(session, older_than=utcnow() + dt.timedelta(seconds=1)) == 0
@@ -130,7 +116,7 @@ async def test_the_watermark_outlives_an_empty_log_and_ids_are_not_reused(
     await _append(db, run)
     [new] = await positions(db)
     assert new > everything[-1]  # SQLite: AUTOINCREMENT, the pruned ids stay used
-    assert await _after(db, everything[-1], 1) == [new]
+    assert await read_until(db, everything[-1], 1) == [new]
 
 
 async def test_pruning_stops_before_events_not_final_yet(db: Database, factory: Factory) -> None:
@@ -141,7 +127,7 @@ async def test_pruning_stops_before_events_not_final_yet(db: Database, factory: 
     old = utcnow() - dt.timedelta(days=2)
     async with db.write() as session:
         await session.execute(update(Event).values(at=old))
-    await _after(db, START, 1)
+    await read_until(db, START, 1)
     if db.is_sqlite:
         pytest.skip("SQLite writers are serial: no transaction is in flight beside another")
     async with db.write() as slow:
@@ -153,7 +139,7 @@ async def test_pruning_stops_before_events_not_final_yet(db: Database, factory: 
         watermark = await oldest_retained(session)
         kept = list(await session.scalars(select(Event.id).order_by(Event.txid, Event.id)))
     assert watermark is not None and len(kept) == 2
-    assert len(await _after(db, watermark, 2)) == 2
+    assert len(await read_until(db, watermark, 2)) == 2
 
 
 async def _append_in(session: object, run: int, at: dt.datetime) -> None:

@@ -23,8 +23,7 @@ SECRET = "boom in /srv/runql/secret.py: SELECT token_hash FROM users"
 
 @pytest.fixture
 async def alice(factory: Factory) -> UserHandle:
-    user = await factory.user("alice")
-    project = await factory.project("vision", [(user, MemberRole.USER)])
+    user, project = await factory.user_in_project()
     await factory.run(project, user, name="resnet")
     return user
 

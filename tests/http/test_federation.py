@@ -36,8 +36,7 @@ def _rep(typename: str, **keys: Any) -> dict[str, Any]:
 
 
 async def _world(factory: Factory) -> tuple[UserHandle, ProjectHandle, list[int]]:
-    alice = await factory.user("alice")
-    vision = await factory.project("vision", [(alice, MemberRole.USER)])
+    alice, vision = await factory.user_in_project()
     runs = [await factory.run(vision, alice, name=f"r{i}") for i in range(25)]
     return alice, vision, runs
 

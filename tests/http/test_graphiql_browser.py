@@ -33,6 +33,7 @@ from runql.db.migrate import upgrade
 from runql.settings import Settings
 from runql.web import graphiql
 from runql.web.app import create_app
+from tests.waiting import DEADLINE
 
 HOST = "127.0.0.1"
 HEADERS_EDITOR = ".graphiql-editor-tool .graphiql-editor:not(.hidden)"
@@ -45,7 +46,7 @@ LAUNCH_ARGS = [
     "--no-first-run",
     "--disable-sync",
 ]
-TIMEOUT_MS = 30_000
+TIMEOUT_MS = int(DEADLINE * 1000)
 
 
 def _require(condition: bool, reason: str) -> None:
@@ -100,7 +101,7 @@ def server(tmp_path: Path) -> Iterator[str]:
 
     thread = threading.Thread(target=run, name="runql-uvicorn", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + DEADLINE
     while not uv.started:
         if failure or not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError(f"runql did not start: {failure}")
@@ -109,7 +110,7 @@ def server(tmp_path: Path) -> Iterator[str]:
         yield f"http://{HOST}:{config.port}"
     finally:
         uv.should_exit = True
-        thread.join(timeout=15)
+        thread.join(timeout=DEADLINE)
 
 
 def _editor_text(page: Any, selector: str) -> str:

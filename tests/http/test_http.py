@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import pytest
 
-from runql.db.enums import MemberRole
 from runql.web.graphql_view import GRAPHQL_RESPONSE_JSON, negotiate
 from tests.factories import Factory
 
@@ -23,8 +22,7 @@ ClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
 @pytest.fixture
 async def alice(factory: Factory) -> dict[str, str]:
-    user = await factory.user("alice")
-    await factory.project("vision", [(user, MemberRole.USER)])
+    user, _ = await factory.user_in_project()
     return {"Authorization": f"Bearer {user.token}"}
 
 

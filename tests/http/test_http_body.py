@@ -16,7 +16,6 @@ import pytest
 from sqlalchemy import func, select
 
 from runql.db.engine import Database
-from runql.db.enums import MemberRole
 from runql.db.models import Run
 from tests.factories import Factory
 
@@ -45,8 +44,7 @@ UNDECODABLE_BODIES = [
 
 @pytest.fixture
 async def token(factory: Factory) -> str:
-    user = await factory.user("alice")
-    await factory.project("vision", [(user, MemberRole.USER)])
+    user, _ = await factory.user_in_project()
     return user.token
 
 

@@ -17,20 +17,11 @@ from typing import Any
 
 import graphql
 
-from runql.db.enums import MemberRole
 from runql.schema import build_schema
 from runql.settings import Settings
 from tests.factories import Factory, GraphQLClient
+from tests.http.helpers import FULL_INTROSPECTION
 from tests.http.test_schema_contract import COMPOSITION, node_with_packages
-
-FULL_INTROSPECTION = graphql.get_introspection_query(
-    descriptions=True,
-    specified_by_url=True,
-    directive_is_repeatable=True,
-    schema_description=True,
-    input_value_deprecation=True,
-)
-
 
 #: Every directive location of the October 2021 spec, all that graphql-js 16.0 parses.
 SPEC_2021_LOCATIONS = {
@@ -115,8 +106,7 @@ async def test_date_time_names_rfc_3339_and_its_values_follow_it(
         '{ __type(name: "DateTime") { specifiedByURL } '
         'json: __type(name: "JSON") { specifiedByURL } }'
     )
-    user = await factory.user("alice")
-    await factory.project("vision", [(user, MemberRole.USER)])
+    user, _ = await factory.user_in_project()
     submitted = await gql(
         "mutation($input: SubmitRunInput!) { submitRun(input: $input) { run { submittedAt } } }",
         {"input": {"project": "vision", "jobs": [{"name": "a"}]}},
@@ -150,8 +140,7 @@ mutation($input: SubmitRunInput!) {
 
 async def test_absent_or_null_spec_is_an_empty_object(gql: GraphQLClient, factory: Factory) -> None:
     """What the nullable ``spec`` (default null, not ``{}``) means for a submission."""
-    user = await factory.user("alice")
-    await factory.project("vision", [(user, MemberRole.USER)])
+    user, _ = await factory.user_in_project()
     jobs = [{"name": "absent"}, {"name": "null", "spec": None}]
 
     payload = await gql(SUBMIT, {"input": {"project": "vision", "jobs": jobs}}, token=user.token)

@@ -20,6 +20,7 @@ from runql.schema.extensions import limits
 from runql.schema.extensions.cost import SIZES, operation_cost
 from runql.settings import Settings
 from tests.factories import Factory, GraphQLClient, UserHandle
+from tests.http.helpers import FULL_INTROSPECTION
 
 ClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
@@ -66,14 +67,6 @@ query RunsPage($after: String) {
   }
 }
 """
-
-FULL_INTROSPECTION = graphql.get_introspection_query(
-    descriptions=True,
-    specified_by_url=True,
-    directive_is_repeatable=True,
-    schema_description=True,
-    input_value_deprecation=True,
-)
 
 
 @pytest.fixture

@@ -10,27 +10,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import itertools
 import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import uvicorn
 from sqlalchemy import delete, func, select, update
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 
 from runql.db.engine import Database
-from runql.db.enums import MemberRole, RunStatus
+from runql.db.enums import RunStatus
 from runql.db.models import Member, Run, User
 from runql.settings import Settings
-from runql.web.app import create_app
 from runql.web.websocket import max_frame_bytes
-from tests.factories import Factory, GraphQLClient, ProjectHandle, UserHandle
+from tests.factories import Factory, GraphQLClient
+from tests.inloop import serving
+from tests.waiting import DEADLINE
+from tests.wsclient import Socket, codes, socket
 
-PROTOCOL = "graphql-transport-ws"
 RUN_STATUS = "query($id: ID!) { run(id: $id) { status } }"
 STOP = "mutation($id: ID!) { stopRuns(input: {runIds: [$id]}) { results { run { status } } } }"
 PROJECT = 'query { project(name: "vision") { name } }'
@@ -38,101 +36,20 @@ SUBMIT = """mutation($input: SubmitRunInput!) {
   submitRun(input: $input) { run { id name } }
 }"""
 ME = "query Me { me { name } }"
-
-
-@contextlib.asynccontextmanager
-async def serving(settings: Settings, db: Database) -> AsyncIterator[str]:
-    """runql under uvicorn on a free 127.0.0.1 port, in this event loop; yields its ws URL."""
-    app = create_app(settings, db=db)
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        lifespan="off",
-        log_level="warning",
-        ws_max_size=max_frame_bytes(settings.max_body_bytes),  # as `runql serve` does
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if task.done():
-                task.result()  # startup failed: raise its error
-            await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"ws://127.0.0.1:{port}/graphql"
-    finally:
-        server.should_exit = True
-        await task
-
-
-class Socket:
-    """One graphql-transport-ws connection: ``await socket.execute(query, variables)``."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self._ids = itertools.count(1)
-
-    async def init(self, payload: dict[str, Any] | None = None) -> None:
-        message: dict[str, Any] = {"type": "connection_init"}
-        if payload is not None:
-            message["payload"] = payload
-        await self.ws.send(json.dumps(message))
-        assert json.loads(await self.ws.recv()) == {"type": "connection_ack"}
-
-    async def send(self, query: str, variables: dict[str, Any] | None = None) -> str:
-        """Sends a subscribe message; returns its id."""
-        op_id = str(next(self._ids))
-        payload: dict[str, Any] = {"query": query}
-        if variables is not None:
-            payload["variables"] = variables
-        await self.ws.send(json.dumps({"id": op_id, "type": "subscribe", "payload": payload}))
-        return op_id
-
-    async def result(self, op_id: str) -> dict[str, Any]:
-        """The operation's single result: the ``next`` payload, or ``{"errors": ...}`` for
-        an ``error`` message. Checks the operation then ends."""
-        message = json.loads(await asyncio.wait_for(self.ws.recv(), 10))
-        assert message["id"] == op_id, message
-        if message["type"] == "error":
-            return {"errors": message["payload"]}
-        assert message["type"] == "next", message
-        assert json.loads(await asyncio.wait_for(self.ws.recv(), 10)) == {
-            "id": op_id,
-            "type": "complete",
-        }
-        payload: dict[str, Any] = message["payload"]
-        return payload
-
-    async def execute(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        return await self.result(await self.send(query, variables))
-
-
-@contextlib.asynccontextmanager
-async def socket(
-    url: str, *, header_token: str | None = None, init: dict[str, Any] | None = None
-) -> AsyncIterator[Socket]:
-    headers = {"Authorization": f"Bearer {header_token}"} if header_token else None
-    async with connect(url, subprotocols=[PROTOCOL], additional_headers=headers) as ws:  # type: ignore[list-item]
-        assert ws.subprotocol == PROTOCOL
-        sock = Socket(ws)
-        await sock.init(init)
-        yield sock
-
-
-def codes(body: dict[str, Any]) -> list[str]:
-    return [error["extensions"]["code"] for error in body.get("errors", [])]
-
-
-async def _member(factory: Factory) -> tuple[UserHandle, ProjectHandle]:
-    user = await factory.user("alice")
-    project = await factory.project("vision", [(user, MemberRole.USER)])
-    return user, project
+#: The body limit of the tests of limits: small, so that a message can be over it.
+LIMIT = 4_000
 
 
 async def _run_count(db: Database) -> int:
     async with db.read() as session:
         return int(await session.scalar(select(func.count()).select_from(Run)) or 0)
+
+
+@contextlib.asynccontextmanager
+async def _connected(settings: Settings, db: Database, token: str) -> AsyncIterator[Socket]:
+    """A socket to runql under uvicorn, ``token`` in the handshake's Authorization."""
+    async with serving(settings, db) as server, socket(server.ws_url, header_token=token) as sock:
+        yield sock
 
 
 def _submit(name: str, spec: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -144,8 +61,8 @@ def _submit(name: str, spec: dict[str, Any] | None = None) -> dict[str, Any]:
 async def test_queries_and_mutations_execute_over_the_socket(
     db: Database, settings: Settings, factory: Factory
 ) -> None:
-    user, _ = await _member(factory)
-    async with serving(settings, db) as url, socket(url, header_token=user.token) as sock:
+    user, _ = await factory.user_in_project()
+    async with _connected(settings, db, user.token) as sock:
         me = await sock.execute(ME)
         submitted = await sock.execute(SUBMIT, _submit("over-ws"))
 
@@ -157,11 +74,11 @@ async def test_queries_and_mutations_execute_over_the_socket(
 async def test_a_run_read_again_on_the_same_socket_shows_its_new_state(
     db: Database, settings: Settings, factory: Factory, gql: GraphQLClient
 ) -> None:
-    user, project = await _member(factory)
+    user, project = await factory.user_in_project()
     run_id = await factory.run(project, user, status=RunStatus.RUNNING)
     variables = {"id": str(run_id)}
 
-    async with serving(settings, db) as url, socket(url, header_token=user.token) as sock:
+    async with _connected(settings, db, user.token) as sock:
         before = await sock.execute(RUN_STATUS, variables)
         await gql(STOP, variables, token=user.token)
         over_http = await gql(RUN_STATUS, variables, token=user.token)
@@ -175,11 +92,11 @@ async def test_a_run_read_again_on_the_same_socket_shows_its_new_state(
 async def test_a_viewer_removed_from_the_project_loses_it_on_the_open_socket(
     db: Database, settings: Settings, factory: Factory
 ) -> None:
-    user, project = await _member(factory)
+    user, project = await factory.user_in_project()
     run_id = await factory.run(project, user)
     variables = {"id": str(run_id)}
 
-    async with serving(settings, db) as url, socket(url, header_token=user.token) as sock:
+    async with _connected(settings, db, user.token) as sock:
         assert (await sock.execute(RUN_STATUS, variables))["data"]["run"] is not None
         assert await sock.execute(PROJECT) == {"data": {"project": {"name": "vision"}}}
         async with db.write() as session:
@@ -195,20 +112,19 @@ async def test_a_viewer_removed_from_the_project_loses_it_on_the_open_socket(
 async def test_a_message_over_the_body_limit_is_refused_and_nothing_runs(
     db: Database, settings: Settings, factory: Factory
 ) -> None:
-    limit = 4_000
-    small = dataclasses.replace(settings, max_body_bytes=limit)
-    user, _ = await _member(factory)
-    big = _submit("too-big", {"blob": "x" * 2 * limit})  # well under max_json_bytes
+    small = dataclasses.replace(settings, max_body_bytes=LIMIT)
+    user, _ = await factory.user_in_project()
+    big = _submit("too-big", {"blob": "x" * 2 * LIMIT})  # well under max_json_bytes
 
-    async with serving(small, db) as url, socket(url, header_token=user.token) as sock:
+    async with _connected(small, db, user.token) as sock:
         refused = await sock.execute(SUBMIT, big)
         still_open = await sock.execute(ME)
 
     [error] = refused["errors"]
     assert error["extensions"]["code"] == "LIMIT_EXCEEDED"
-    assert error["extensions"]["limit"] == limit
+    assert error["extensions"]["limit"] == LIMIT
     assert error["extensions"]["setting"] == "RUNQL_MAX_BODY_BYTES"
-    assert str(limit) in error["message"] and "RUNQL_MAX_BODY_BYTES" in error["message"]
+    assert str(LIMIT) in error["message"] and "RUNQL_MAX_BODY_BYTES" in error["message"]
     assert await _run_count(db) == 0
     assert still_open == {"data": {"me": {"name": "alice"}}}
 
@@ -217,12 +133,12 @@ async def test_a_message_over_the_body_limit_is_refused_and_nothing_runs(
 async def test_the_token_is_checked_for_every_operation(
     db: Database, settings: Settings, factory: Factory, where: str
 ) -> None:
-    user, _ = await _member(factory)
-    async with serving(settings, db) as url:
+    user, _ = await factory.user_in_project()
+    async with serving(settings, db) as server:
         if where == "header":
-            opened = socket(url, header_token=user.token)
+            opened = socket(server.ws_url, header_token=user.token)
         else:
-            opened = socket(url, init={"Authorization": f"Bearer {user.token}"})
+            opened = socket(server.ws_url, user.token)
         async with opened as sock:
             valid = await sock.execute(ME)
             async with db.write() as session:  # the token is revoked while the socket is open
@@ -240,10 +156,10 @@ async def test_the_token_is_checked_for_every_operation(
 async def test_an_invalid_token_gets_unauthenticated_per_operation(
     db: Database, settings: Settings, factory: Factory
 ) -> None:
-    await _member(factory)
+    await factory.user_in_project()
     async with (
-        serving(settings, db) as url,
-        socket(url, init={"Authorization": "Bearer nope"}) as sock,
+        serving(settings, db) as server,
+        socket(server.ws_url, "nope") as sock,
     ):
         answers = [await sock.execute(ME) for _ in range(2)]
         public = await sock.execute("{ __typename }")
@@ -255,13 +171,11 @@ async def test_an_invalid_token_gets_unauthenticated_per_operation(
 async def test_connection_init_token_wins_over_the_handshake_header(
     db: Database, settings: Settings, factory: Factory
 ) -> None:
-    alice, _ = await _member(factory)
+    alice, _ = await factory.user_in_project()
     bob = await factory.user("bob")
     async with (
-        serving(settings, db) as url,
-        socket(
-            url, header_token=bob.token, init={"Authorization": f"Bearer {alice.token}"}
-        ) as sock,
+        serving(settings, db) as server,
+        socket(server.ws_url, alice.token, header_token=bob.token) as sock,
     ):
         me = await sock.execute(ME)
 
@@ -271,9 +185,9 @@ async def test_connection_init_token_wins_over_the_handshake_header(
 async def test_every_operation_has_its_own_request_id_and_log_line(
     db: Database, settings: Settings, factory: Factory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    user, _ = await _member(factory)
+    user, _ = await factory.user_in_project()
     with caplog.at_level(logging.INFO, logger="runql.request"):
-        async with serving(settings, db) as url, socket(url, header_token=user.token) as sock:
+        async with _connected(settings, db, user.token) as sock:
             await sock.execute(ME)
             await sock.execute(ME)
 
@@ -283,13 +197,6 @@ async def test_every_operation_has_its_own_request_id_and_log_line(
         ("Me", "/graphql"),
     ]
     assert len({r.request_id for r in lines}) == 2  # type: ignore[attr-defined]
-
-
-async def _closed(ws: ClientConnection) -> tuple[int, str]:
-    with pytest.raises(ConnectionClosed) as closed:
-        await asyncio.wait_for(ws.recv(), 10)
-    assert closed.value.rcvd is not None
-    return closed.value.rcvd.code, closed.value.rcvd.reason
 
 
 @pytest.mark.parametrize(
@@ -302,10 +209,10 @@ async def _closed(ws: ClientConnection) -> tuple[int, str]:
 async def test_a_message_that_cannot_be_decoded_closes_the_socket_as_the_protocol_says(
     db: Database, settings: Settings, factory: Factory, message: str, reason: str
 ) -> None:
-    user, _ = await _member(factory)
-    async with serving(settings, db) as url, socket(url, header_token=user.token) as sock:
+    user, _ = await factory.user_in_project()
+    async with _connected(settings, db, user.token) as sock:
         await sock.ws.send(message)
-        code, why = await _closed(sock.ws)
+        code, why = await sock.closed()
 
     assert code == 4400
     assert reason in why
@@ -314,14 +221,13 @@ async def test_a_message_that_cannot_be_decoded_closes_the_socket_as_the_protoco
 async def test_a_message_far_over_the_limit_is_not_read(
     db: Database, settings: Settings, factory: Factory
 ) -> None:
-    limit = 4_000
-    small = dataclasses.replace(settings, max_body_bytes=limit)
-    user, _ = await _member(factory)
-    huge = _submit("huge", {"blob": "x" * max_frame_bytes(limit)})
+    small = dataclasses.replace(settings, max_body_bytes=LIMIT)
+    user, _ = await factory.user_in_project()
+    huge = _submit("huge", {"blob": "x" * max_frame_bytes(LIMIT)})
 
-    async with serving(small, db) as url, socket(url, header_token=user.token) as sock:
-        await sock.send(SUBMIT, huge)
-        code, _ = await _closed(sock.ws)
+    async with _connected(small, db, user.token) as sock:
+        await sock.subscribe(SUBMIT, huge)
+        code, _ = await sock.closed()
 
     assert code == 1009  # message too big
     assert await _run_count(db) == 0
@@ -332,31 +238,30 @@ async def test_the_legacy_graphql_ws_protocol_has_the_same_limit_and_a_log_line_
 ) -> None:
     """graphql-ws carries subscriptions only (strawberry refuses queries and mutations
     there): each ``start`` is still a request of its own, held to the body limit."""
-    limit = 4_000
-    small = dataclasses.replace(settings, max_body_bytes=limit)
-    user, _ = await _member(factory)
+    small = dataclasses.replace(settings, max_body_bytes=LIMIT)
+    user, _ = await factory.user_in_project()
     headers = {"Authorization": f"Bearer {user.token}"}
 
     async def start(ws: ClientConnection, op_id: str, query: str, variables: Any) -> Any:
         payload = {"query": query, "variables": variables}
         await ws.send(json.dumps({"id": op_id, "type": "start", "payload": payload}))
-        return json.loads(await asyncio.wait_for(ws.recv(), 10))
+        return json.loads(await asyncio.wait_for(ws.recv(), DEADLINE))
 
     with caplog.at_level(logging.INFO, logger="runql.request"):
         async with (
-            serving(small, db) as url,
-            connect(url, subprotocols=["graphql-ws"], additional_headers=headers) as ws,  # type: ignore[list-item]
+            serving(small, db) as server,
+            connect(server.ws_url, subprotocols=["graphql-ws"], additional_headers=headers) as ws,  # type: ignore[list-item]
         ):
             await ws.send(json.dumps({"type": "connection_init"}))
             assert json.loads(await ws.recv()) == {"type": "connection_ack"}
             query = await start(ws, "1", ME, None)
-            refused = await start(ws, "2", SUBMIT, _submit("big", {"blob": "x" * 2 * limit}))
+            refused = await start(ws, "2", SUBMIT, _submit("big", {"blob": "x" * 2 * LIMIT}))
 
     assert (query["type"], query["payload"]["message"]) == ("error", "queries are not allowed")
     assert refused["type"] == "error"
     assert refused["payload"]["extensions"] == {
         "code": "LIMIT_EXCEEDED",
-        "limit": limit,
+        "limit": LIMIT,
         "actual": refused["payload"]["extensions"]["actual"],
         "setting": "RUNQL_MAX_BODY_BYTES",
     }

@@ -16,10 +16,9 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from runql.db.engine import Database
-from runql.db.enums import JobStatus, MemberRole, RunStatus
-from runql.db.lifecycle import JobDefinition, insert_run
-from runql.db.models import Job, Run
-from tests.factories import Factory, GraphQLClient, ProjectHandle, UserHandle
+from runql.db.enums import MemberRole, RunStatus
+from runql.db.models import Run
+from tests.factories import Factory, GraphQLClient
 
 STOP = """mutation($input: StopRunsInput!) { stopRuns(input: $input) {
   results { runId error { code } run { status } } } }"""
@@ -30,28 +29,6 @@ RUN = """query($id: ID!) { run(id: $id) { status terminationReason
   jobs { name status terminationReason } } }"""
 
 
-async def _runs(
-    db: Database, project: ProjectHandle, user: UserHandle, prefix: str, n: int, *, running: bool
-) -> list[int]:
-    jobs = [JobDefinition("a"), JobDefinition("b", depends_on=("a",))]
-    async with db.write() as session:
-        ids = [
-            (
-                await insert_run(
-                    session, project_id=project.id, user_id=user.id, name=f"{prefix}{i}", jobs=jobs
-                )
-            ).id
-            for i in range(n)
-        ]
-        if running:
-            await session.execute(
-                update(Job)
-                .where(Job.run_id.in_(ids), Job.job_num == 0)
-                .values(status=JobStatus.RUNNING)
-            )
-    return ids
-
-
 async def test_twenty_concurrent_lifecycle_requests_end_consistently(
     db: Database, factory: Factory, gql: GraphQLClient
 ) -> None:
@@ -59,10 +36,11 @@ async def test_twenty_concurrent_lifecycle_requests_end_consistently(
     mona = await factory.user("mona")
     project = await factory.project("vision", [(alice, MemberRole.USER)])
     await factory.member(project, mona, MemberRole.MANAGER)
-    queued = await _runs(db, project, alice, "queued-", 10, running=False)  # stop ends them
-    running = await _runs(db, project, alice, "running-", 10, running=True)  # stop: TERMINATING
+    queued = await factory.pipelines(project, alice, 10, prefix="queued-")  # stop ends them
+    # A stop makes these TERMINATING:
+    running = await factory.pipelines(project, alice, 10, prefix="running-", running=True)
     raced = running[5:]  # also aborted by mona
-    finished = await _runs(db, project, alice, "finished-", 6, running=False)
+    finished = await factory.pipelines(project, alice, 6, prefix="finished-")
     async with db.write() as session:
         await session.execute(update(Run).where(Run.id.in_(finished)).values(status=RunStatus.DONE))
 

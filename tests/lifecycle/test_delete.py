@@ -23,8 +23,7 @@ mutation Delete($ids: [ID!]!) {
 
 
 async def _owner(factory: Factory) -> tuple[UserHandle, ProjectHandle]:
-    user = await factory.user("alice")
-    project = await factory.project("vision", [(user, MemberRole.USER)])
+    user, project = await factory.user_in_project()
     return user, project
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import update
 from runql.db.engine import Database
 from runql.db.enums import JobStatus, MemberRole, RunStatus, TerminationReason
 from runql.db.job_effects import finish_stopped_runs
-from runql.db.lifecycle import JobDefinition, insert_run
+from runql.db.lifecycle import JobDefinition
 from runql.db.models import Job, Run
 from runql.db.types import utcnow
 from tests.factories import Factory, GraphQLClient, ProjectHandle, UserHandle
@@ -45,8 +45,7 @@ FINAL_REASONS = {
 
 
 async def _owner(factory: Factory) -> tuple[UserHandle, ProjectHandle]:
-    user = await factory.user("alice")
-    project = await factory.project("vision", [(user, MemberRole.USER)])
+    user, project = await factory.user_in_project()
     return user, project
 
 
@@ -323,22 +322,6 @@ async def test_a_wrong_request_is_one_error_naming_the_argument(
     assert (error["extensions"]["code"], error["extensions"]["field"]) == (code, field)
 
 
-async def _insert_runs(db: Database, project: ProjectHandle, user: UserHandle, n: int) -> list[int]:
-    """``n`` runs with a RUNNING and a BLOCKED job, so every stop UPDATE has work to do."""
-    jobs = [JobDefinition("a"), JobDefinition("b", depends_on=("a",))]
-    async with db.write() as session:
-        ids = [
-            (
-                await insert_run(
-                    session, project_id=project.id, user_id=user.id, name=f"bulk-{i}", jobs=jobs
-                )
-            ).id
-            for i in range(n)
-        ]
-        await session.execute(update(Job).where(Job.job_num == 0).values(status=JobStatus.RUNNING))
-    return ids
-
-
 @pytest.mark.parametrize("abort", [False, True])
 async def test_stopping_500_runs_costs_the_statements_of_stopping_one(
     db: Database, factory: Factory, gql: GraphQLClient, abort: bool
@@ -347,7 +330,7 @@ async def test_stopping_500_runs_costs_the_statements_of_stopping_one(
     manager = await factory.user("mona")
     project = await factory.project("vision", [(owner, MemberRole.USER)])
     await factory.member(project, manager, MemberRole.MANAGER)
-    ids = await _insert_runs(db, project, owner, 501)
+    ids = await factory.pipelines(project, owner, 501, prefix="bulk-", running=True)
     query = """mutation($input: StopRunsInput!) { stopRuns(input: $input) { results {
         runId error { code } run { id status statusMessage viewerCanStop jobCounts { total } }
     } } }"""
@@ -417,8 +400,8 @@ async def test_viewer_can_fields_cost_one_statement_per_page(
     viewer = await factory.user("mona")
     await factory.member(project, viewer, MemberRole.MANAGER)
     other = await factory.project("nlp", [(owner, MemberRole.USER), (viewer, MemberRole.USER)])
-    await _insert_runs(db, project, owner, 30)
-    await _insert_runs(db, other, owner, 30)
+    await factory.pipelines(project, owner, 30, prefix="bulk-", running=True)
+    await factory.pipelines(other, owner, 30, prefix="bulk-", running=True)
 
     _, sql_without = await gql.counted(
         "{ runs(first: 100) { edges { node { name } } } }", token=viewer.token

@@ -16,7 +16,7 @@ from runql.db.enums import MemberRole
 from runql.db.lifecycle import JobDefinition
 from runql.db.models import Job, JobDependency, LogicalJob, Run
 from runql.settings import Settings
-from tests.factories import Factory, GraphQLClient, ProjectHandle, UserHandle
+from tests.factories import Factory, GraphQLClient
 
 SUBMIT = """
 mutation Submit($input: SubmitRunInput!) {
@@ -47,12 +47,6 @@ def settings(database_url: str) -> Settings:
     )
 
 
-async def _member(factory: Factory) -> tuple[UserHandle, ProjectHandle]:
-    user = await factory.user("alice")
-    project = await factory.project("vision", [(user, MemberRole.USER)])
-    return user, project
-
-
 async def _row_counts(db: Database) -> dict[str, int]:
     async with db.read() as session:
         return {
@@ -79,7 +73,7 @@ DAG = [
 async def test_submit_creates_the_run_and_submission_zero_of_every_logical_job(
     db: Database, factory: Factory, gql: GraphQLClient
 ) -> None:
-    user, _ = await _member(factory)
+    user, _ = await factory.user_in_project()
 
     body = await gql(
         SUBMIT,
@@ -147,7 +141,7 @@ async def test_submit_creates_the_run_and_submission_zero_of_every_logical_job(
 async def test_statements_do_not_grow_with_the_number_of_jobs(
     factory: Factory, gql: GraphQLClient
 ) -> None:
-    user, _ = await _member(factory)
+    user, _ = await factory.user_in_project()
     query = "mutation($input: SubmitRunInput!) { submitRun(input: $input) { run { id } } }"
     counts = []
     for n in (2, MAX_JOBS):  # both with dependencies: a run without any skips that INSERT
@@ -162,7 +156,7 @@ async def test_statements_do_not_grow_with_the_number_of_jobs(
 async def test_generated_names_are_readable_and_unique(
     factory: Factory, gql: GraphQLClient
 ) -> None:
-    user, _ = await _member(factory)
+    user, _ = await factory.user_in_project()
     names = []
     for _ in range(5):
         body = await gql(
@@ -178,7 +172,7 @@ async def test_generated_names_are_readable_and_unique(
 async def test_a_taken_name_is_a_clear_error_on_the_name_field(
     db: Database, factory: Factory, gql: GraphQLClient
 ) -> None:
-    user, _ = await _member(factory)
+    user, _ = await factory.user_in_project()
     variables = {"input": {"project": "vision", "name": "resnet", "jobs": [{"name": "main"}]}}
     await gql(SUBMIT, variables, token=user.token)
     before = await _row_counts(db)
@@ -283,7 +277,7 @@ INVALID: dict[str, tuple[dict[str, Any], str, str, str]] = {
 async def test_invalid_input_names_the_field_and_writes_nothing(
     db: Database, factory: Factory, gql: GraphQLClient, case: str
 ) -> None:
-    user, _ = await _member(factory)
+    user, _ = await factory.user_in_project()
     overrides, code, field, fragment = INVALID[case]
     before = await _row_counts(db)
 
@@ -320,7 +314,7 @@ async def test_any_member_may_submit(
 async def test_admins_may_submit_to_any_project_and_strangers_to_none(
     db: Database, factory: Factory, gql: GraphQLClient
 ) -> None:
-    await _member(factory)
+    await factory.user_in_project()
     admin = await factory.user("root", admin=True)
     stranger = await factory.user("mallory")
     variables = {"input": {"project": "vision", "jobs": [_job("main")]}}
@@ -338,7 +332,7 @@ async def test_admins_may_submit_to_any_project_and_strangers_to_none(
 async def test_a_generated_name_that_is_taken_is_replaced_in_the_same_transaction(
     db: Database, factory: Factory
 ) -> None:
-    user, project = await _member(factory)
+    user, project = await factory.user_in_project()
     # The name the seeded generator picks first for the project's 2nd run, taken already.
     taken = lifecycle._generated_name(2, 0, random.Random(1))
     await factory.run(project, user, name=taken)

@@ -16,7 +16,10 @@ from runql.db.enums import MemberRole
 from runql.settings import Settings
 from runql.tasks.event_listener import SharedBatch
 from tests.factories import Factory, UserHandle
-from tests.live.helpers import RUN_EVENTS, SUBMIT, Socket, serving, socket, submit_input, until
+from tests.inloop import serving
+from tests.live.helpers import RUN_EVENTS, SUBMIT, submit_input
+from tests.waiting import until
+from tests.wsclient import Socket, socket
 
 
 @contextlib.contextmanager

@@ -6,16 +6,9 @@ from runql.db.engine import Database
 from runql.db.enums import MemberRole
 from runql.settings import Settings
 from tests.factories import Factory
-from tests.live.helpers import (
-    CLAIM,
-    COMPLETE,
-    JOBS_READY,
-    RUN_EVENTS,
-    SUBMIT,
-    serving,
-    socket,
-    submit_input,
-)
+from tests.inloop import serving
+from tests.live.helpers import CLAIM, COMPLETE, JOBS_READY, RUN_EVENTS, SUBMIT, submit_input
+from tests.wsclient import socket
 
 
 async def test_runners_wake_when_jobs_become_claimable(
@@ -81,8 +74,7 @@ async def test_with_only_jobs_ready_subscribers_the_listener_spaces_its_reads(
     """A busy pipeline commits far more often than a runner needs a signal: while every
     subscriber is coalesced the listener reads at most once per spacing (made an hour
     here), and a runEvents subscriber ends the wait at once."""
-    alice = await factory.user("alice")
-    await factory.project("vision", [(alice, MemberRole.USER)])
+    alice, _ = await factory.user_in_project()
     async with serving(settings, db) as server, socket(server.ws_url, alice.token) as ws:
         listener = server.app.state.event_listener
         ready = await ws.subscribe(JOBS_READY)

@@ -6,10 +6,10 @@ import dataclasses
 from typing import Any
 
 from runql.db.engine import Database
-from runql.db.enums import MemberRole
 from runql.settings import Settings
 from runql.tasks.event_listener import Subscriber
 from tests.factories import Factory
+from tests.inloop import serving
 from tests.live.helpers import (
     CLAIM,
     JOBS_READY,
@@ -18,18 +18,16 @@ from tests.live.helpers import (
     caught_up,
     log_of,
     seen,
-    serving,
-    socket,
     submit_input,
-    until,
 )
+from tests.waiting import until
+from tests.wsclient import socket
 
 
 async def test_subscriptions_per_connection_are_limited(
     db: Database, settings: Settings, factory: Factory
 ) -> None:
-    alice = await factory.user("alice")
-    await factory.project("vision", [(alice, MemberRole.USER)])
+    alice, _ = await factory.user_in_project()
     limited = dataclasses.replace(settings, max_subscriptions_per_connection=2)
     async with serving(limited, db) as server, socket(server.ws_url, alice.token) as ws:
         first = await ws.subscribe(RUN_EVENTS)
@@ -61,8 +59,7 @@ async def test_a_consumer_too_far_behind_is_cut_off_and_resumes_from_its_cursor(
 ) -> None:
     """More events at once than the backlog allows: the subscription ends with
     LIMIT_EXCEEDED naming the setting, and resuming from its last cursor loses nothing."""
-    alice = await factory.user("alice")
-    await factory.project("vision", [(alice, MemberRole.USER)])
+    alice, _ = await factory.user_in_project()
     small = dataclasses.replace(settings, max_event_backlog=5)
     async with serving(small, db) as server, socket(server.ws_url, alice.token) as ws:
         op = await ws.subscribe(RUN_EVENTS)

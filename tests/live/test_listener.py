@@ -3,7 +3,9 @@ loss of its LISTEN connection, and reports its state on /readyz."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -11,24 +13,35 @@ import pytest
 from sqlalchemy import text
 
 from runql.db.engine import Database
-from runql.db.enums import MemberRole
 from runql.settings import Settings
 from runql.tasks.event_listener import APPLICATION_NAME
 from tests.factories import Factory
-from tests.live.helpers import RUN_EVENTS, SUBMIT, serving, socket, submit_input, until
+from tests.inloop import Served, serving
+from tests.live.helpers import RUN_EVENTS, SUBMIT, submit_input
+from tests.waiting import until
+from tests.wsclient import Socket, socket
+
+
+@contextlib.asynccontextmanager
+async def _delivering(
+    settings: Settings, db: Database, token: str
+) -> AsyncIterator[tuple[Served, Socket, str]]:
+    """A server and a ``runEvents`` subscriber that has been delivered an event: the live
+    path works before the test makes trouble for it."""
+    async with serving(settings, db) as server, socket(server.ws_url, token) as ws:
+        op = await ws.subscribe(RUN_EVENTS)
+        await ws.nothing(op, 0.2)
+        await server.gql(token, SUBMIT, submit_input("vision", name="before"))
+        assert (await ws.next(op))["runEvents"]["kind"] == "RUN_SUBMITTED"
+        yield server, ws, op
 
 
 async def test_the_listener_survives_database_errors_and_delivers_what_it_missed(
     db: Database, settings: Settings, factory: Factory, caplog: Any
 ) -> None:
-    alice = await factory.user("alice")
-    await factory.project("vision", [(alice, MemberRole.USER)])
-    async with serving(settings, db) as server, socket(server.ws_url, alice.token) as ws:
+    alice, _ = await factory.user_in_project()
+    async with _delivering(settings, db, alice.token) as (server, ws, op):
         listener = server.app.state.event_listener
-        op = await ws.subscribe(RUN_EVENTS)
-        await ws.nothing(op, 0.2)
-        await server.gql(alice.token, SUBMIT, submit_input("vision", name="before"))
-        assert (await ws.next(op))["runEvents"]["kind"] == "RUN_SUBMITTED"
         caplog.set_level(logging.DEBUG, logger="runql.tasks.event_listener")
         await _rename(db, "events", "events_away")  # every read of the log now fails
         try:
@@ -44,7 +57,10 @@ async def test_the_listener_survives_database_errors_and_delivers_what_it_missed
             async with httpx.AsyncClient(base_url=server.http_url) as client:
                 ready = await client.get("/readyz")
             assert ready.status_code == 200  # queries still work
-            assert ready.json()["eventListener"]["state"] == "degraded"
+            # Between attempts it is "degraded"; during one, on PostgreSQL, "connecting"
+            # again (a loaded machine makes that moment long): either way not "ok", with
+            # the cause.
+            assert ready.json()["eventListener"]["state"] in ("degraded", "connecting")
             assert "events" in ready.json()["eventListener"]["error"]
         finally:
             await _rename(db, "events_away", "events")
@@ -84,14 +100,9 @@ async def test_the_listener_recovers_when_its_connection_is_killed(
 ) -> None:
     if db.is_sqlite:
         pytest.skip("PostgreSQL only: SQLite has no LISTEN connection (it polls)")
-    alice = await factory.user("alice")
-    await factory.project("vision", [(alice, MemberRole.USER)])
-    async with serving(settings, db) as server, socket(server.ws_url, alice.token) as ws:
+    alice, _ = await factory.user_in_project()
+    async with _delivering(settings, db, alice.token) as (server, ws, op):
         listener = server.app.state.event_listener
-        op = await ws.subscribe(RUN_EVENTS)
-        await ws.nothing(op, 0.2)
-        await server.gql(alice.token, SUBMIT, submit_input("vision", name="before"))
-        assert (await ws.next(op))["runEvents"]["kind"] == "RUN_SUBMITTED"
         async with db.engine.begin() as conn:
             killed = await conn.scalar(
                 text(

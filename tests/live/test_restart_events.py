@@ -8,7 +8,9 @@ from runql.db.enums import JobStatus, MemberRole, RunStatus
 from runql.db.lifecycle import JobDefinition
 from runql.settings import Settings
 from tests.factories import Factory
-from tests.live.helpers import JOBS_READY, RUN_EVENTS, serving, socket
+from tests.inloop import serving
+from tests.live.helpers import JOBS_READY, RUN_EVENTS
+from tests.wsclient import socket
 
 LIST = '{ runs(project: "vision") { eventCursor edges { node { name } } } }'
 RESTART = """mutation($ids: [ID!]!) { restartRuns(input: { runIds: $ids }) {

@@ -3,7 +3,6 @@ with no gap and no duplicate, expired cursors, visibility, list-then-watch."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from typing import Any
 
@@ -14,21 +13,21 @@ from runql.db.engine import Database
 from runql.db.enums import MemberRole
 from runql.db.models import Event, Member
 from runql.settings import Settings
-from tests.factories import Factory, GraphQLClient, UserHandle
+from tests.factories import Factory, GraphQLClient
+from tests.inloop import Served, serving
 from tests.live.helpers import (
     CLAIM,
     COMPLETE,
     RUN_EVENTS,
     STOP,
     SUBMIT,
-    Served,
     caught_up,
     log_of,
     seen,
-    serving,
-    socket,
     submit_input,
 )
+from tests.waiting import until
+from tests.wsclient import socket
 
 LIST = '{ runs(project: "vision") { eventCursor edges { node { name } } } }'
 FLAKY = {"name": "train", "retry": {"limit": 1, "onFailure": True}}
@@ -46,12 +45,6 @@ async def _complete(server: Served, token: str, claim: dict[str, Any], status: s
     assert data["completeJobs"]["results"][0]["error"] is None
 
 
-async def _alice(factory: Factory) -> UserHandle:
-    alice = await factory.user("alice")
-    await factory.project("vision", [(alice, MemberRole.USER)])
-    return alice
-
-
 async def _life_of_a_run(server: Served, token: str) -> int:
     """submit -> claim -> fail (retried) -> claim -> done; returns the run id."""
     data = await server.gql(token, SUBMIT, submit_input("vision", FLAKY))
@@ -64,7 +57,7 @@ async def _life_of_a_run(server: Served, token: str) -> int:
 async def test_a_run_s_life_arrives_in_order(
     db: Database, settings: Settings, factory: Factory
 ) -> None:
-    alice = await _alice(factory)
+    alice, _ = await factory.user_in_project()
     async with serving(settings, db) as server, socket(server.ws_url, alice.token) as ws:
         op = await ws.subscribe(RUN_EVENTS, {"project": "vision"})
         await ws.nothing(op, 0.2)  # subscribed: nothing happened yet
@@ -87,7 +80,7 @@ async def test_a_run_s_life_arrives_in_order(
 async def test_resuming_from_a_cursor_gives_exactly_the_missed_events_then_live_ones(
     db: Database, settings: Settings, factory: Factory
 ) -> None:
-    alice = await _alice(factory)
+    alice, _ = await factory.user_in_project()
     async with serving(settings, db) as server:
         async with socket(server.ws_url, alice.token) as ws:
             op = await ws.subscribe(RUN_EVENTS, {"project": "vision"})
@@ -117,7 +110,7 @@ async def test_replay_and_live_meet_without_gap_or_duplicate_while_writes_go_on(
 ) -> None:
     """A subscriber resuming from the start while runs are being submitted: whichever
     of replay and live delivers an event, it arrives once, in log order."""
-    alice = await _alice(factory)
+    alice, _ = await factory.user_in_project()
     async with serving(settings, db) as server:
         for i in range(5):
             await server.gql(alice.token, SUBMIT, submit_input("vision", name=f"old-{i}"))
@@ -146,7 +139,7 @@ async def _cursor_before(db: Database, settings: Settings) -> str:
 async def test_a_cursor_older_than_the_retention_answers_cursor_expired(
     db: Database, settings: Settings, factory: Factory
 ) -> None:
-    alice = await _alice(factory)
+    alice, _ = await factory.user_in_project()
     async with serving(settings, db) as server, socket(server.ws_url, alice.token) as ws:
         op = await ws.subscribe(RUN_EVENTS, {"project": "vision"})
         await ws.nothing(op, 0.2)
@@ -172,7 +165,7 @@ async def test_a_cursor_older_than_the_retention_answers_cursor_expired(
 async def test_events_follow_current_visibility(
     db: Database, settings: Settings, factory: Factory
 ) -> None:
-    alice = await _alice(factory)
+    alice, _ = await factory.user_in_project()
     bob = await factory.user("bob")
     outsider = await factory.user("eve")
     project = await factory.project("audio", [(alice, MemberRole.USER), (bob, MemberRole.USER)])
@@ -204,7 +197,7 @@ async def test_events_follow_current_visibility(
 async def test_list_then_watch_with_the_page_s_event_cursor(
     db: Database, settings: Settings, factory: Factory
 ) -> None:
-    alice = await _alice(factory)
+    alice, _ = await factory.user_in_project()
     async with serving(settings, db) as server:
         await server.gql(alice.token, SUBMIT, submit_input("vision", name="listed"))
         page = await server.gql(alice.token, LIST)
@@ -234,7 +227,7 @@ async def test_a_batch_of_events_costs_a_fixed_number_of_statements(
     """Replaying the events of 1 run and of 40 runs (submitted, claimed: with their jobs)
     costs the same statements: the token, the retention check, then per batch the read,
     the retention check again, the runs and the jobs."""
-    alice = await _alice(factory)
+    alice, _ = await factory.user_in_project()
     counts = []
     async with serving(settings, db) as server:
         start = await _cursor_before(db, settings)
@@ -262,11 +255,10 @@ async def _reset_log(db: Database) -> None:
 
 
 async def _until_logged(caplog: Any) -> None:
-    for _ in range(500):
-        if any(getattr(r, "method", None) == "WS" for r in caplog.records):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("no log line for the subscription")
+    await until(
+        lambda: any(getattr(r, "method", None) == "WS" for r in caplog.records),
+        "the subscription's log line",
+    )
 
 
 def _ws_statements(caplog: Any) -> int:
@@ -277,7 +269,7 @@ def _ws_statements(caplog: Any) -> int:
 async def test_a_subscription_over_http_is_refused_clearly(
     gql: GraphQLClient, factory: Factory
 ) -> None:
-    alice = await _alice(factory)
+    alice, _ = await factory.user_in_project()
     for document in (RUN_EVENTS, "subscription { jobsReady { ready } }"):
         body = await gql(document, token=alice.token, expect_errors=True)
         assert body["data"] is None
@@ -289,7 +281,7 @@ async def test_a_subscription_over_http_is_refused_clearly(
 async def test_the_event_cursor_costs_one_statement_and_only_when_asked(
     gql: GraphQLClient, factory: Factory
 ) -> None:
-    alice = await _alice(factory)
+    alice, _ = await factory.user_in_project()
     plain = '{ runs(project: "vision") { edges { node { name } } } }'
     fragment = "fragment W on RunConnection { eventCursor }"
     watched = '{ runs(project: "vision") { ...W edges { node { name } } } } ' + fragment

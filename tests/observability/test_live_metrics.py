@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable
 
 import httpx
 
 from runql.db.engine import Database
-from runql.db.enums import MemberRole
 from runql.settings import Settings
 from tests.factories import Factory
-from tests.live.helpers import RUN_EVENTS, SUBMIT, serving, socket, submit_input
+from tests.inloop import serving
+from tests.live.helpers import RUN_EVENTS, SUBMIT, submit_input
 from tests.observability.helpers import labels, parse
+from tests.waiting import DEADLINE, until
+from tests.wsclient import socket
 
 
 async def _scrape(http_url: str) -> dict[str, float]:
-    async with httpx.AsyncClient(base_url=http_url, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=http_url, timeout=DEADLINE) as client:
         response = await client.get("/metrics")
     assert response.status_code == 200, response.text
     samples = parse(response.text)
@@ -29,19 +29,10 @@ async def _scrape(http_url: str) -> dict[str, float]:
     return {name: samples.get((name, labels()), 0.0) for name in names}
 
 
-async def _eventually(check: Callable[[], Awaitable[bool]], seconds: float = 20) -> None:
-    """Polls ``check`` until it holds (a subscription registers asynchronously)."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
-
-
 async def test_subscriptions_and_delivered_events_are_counted(
     db: Database, settings: Settings, factory: Factory
 ) -> None:
-    alice = await factory.user("alice")
-    await factory.project("vision", [(alice, MemberRole.USER)])
+    alice, _ = await factory.user_in_project()
     served = serving(dataclasses.replace(settings, metrics="open"), db)
     async with served as server, socket(server.ws_url, alice.token) as ws:
         op = await ws.subscribe(RUN_EVENTS, {"project": "vision"})
@@ -49,7 +40,7 @@ async def test_subscriptions_and_delivered_events_are_counted(
         async def opened() -> bool:
             return (await _scrape(server.http_url))["runql_subscriptions_open"] == 1
 
-        await _eventually(opened)
+        await until(opened, "the subscription to count")
         await server.gql(alice.token, SUBMIT, submit_input("vision", {"name": "a"}))
         (event,) = await ws.events(op, 1)
         assert event["kind"] == "RUN_SUBMITTED"
@@ -63,4 +54,4 @@ async def test_subscriptions_and_delivered_events_are_counted(
         async def closed() -> bool:
             return (await _scrape(server.http_url))["runql_subscriptions_open"] == 0
 
-        await _eventually(closed)
+        await until(closed, "the closed subscription to go")

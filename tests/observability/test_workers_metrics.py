@@ -9,12 +9,10 @@ never go back) but its live gauges go (the pool it held is gone).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
 import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,9 +22,9 @@ import pytest_asyncio
 
 from runql.db.engine import Database
 from tests.conftest import BACKENDS
-from tests.observability.helpers import labels, parse, values
-from tests.processes import fresh_database, runql, serving_process
-from tests.test_workers import Server, _until_ready, _worker_pids
+from tests.observability.helpers import Labels, labels, parse, values
+from tests.processes import Server, serving, worker_pids
+from tests.waiting import until
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="finds the worker processes in /proc"
@@ -42,32 +40,23 @@ async def server(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[tuple[Server, int]]:
     """The server, and the pool size each of its workers reports."""
-    async with fresh_database(request.param, tmp_path, "workers") as database_url:
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
-            "RUNQL_DATABASE_URL": database_url,
-            "RUNQL_SECRET_KEY": "workers-metrics-test",
-            "RUNQL_LOG_LEVEL": "WARNING",
-            "RUNQL_METRICS": TOKEN,
-            "RUNQL_DB_POOL_SIZE": str(POOL_SIZE),
-            # Background tasks would check pooled connections out at moments of their own
-            # (the SQLite event listener polls every 0.1 s): keep them idle, so the
-            # checked-out gauge counts the requests' connections only.
-            "RUNQL_EVENT_POLL_SECONDS": "3600",
-            "RUNQL_EVENT_PRUNE_SECONDS": "0",
-            "RUNQL_LEASE_SWEEP_SECONDS": "0",
-        }
-        await runql(env, "migrate")
-        token = (await runql(env, "user", "create", "alice")).strip().splitlines()[-1]
-        probe = Database(database_url, pool_size=-(-POOL_SIZE // 2))
+    settings = {
+        "RUNQL_METRICS": TOKEN,
+        "RUNQL_DB_POOL_SIZE": str(POOL_SIZE),
+        # Background tasks would check pooled connections out at moments of their own
+        # (the SQLite event listener polls every 0.1 s): keep them idle, so the
+        # checked-out gauge counts the requests' connections only.
+        "RUNQL_EVENT_POLL_SECONDS": "3600",
+        "RUNQL_EVENT_PRUNE_SECONDS": "0",
+        "RUNQL_LEASE_SWEEP_SECONDS": "0",
+    }
+    async with serving(
+        request.param, tmp_path, user="alice", admin=False, settings=settings, workers=2
+    ) as running:
+        probe = Database(running.database_url, pool_size=-(-POOL_SIZE // 2))
         per_worker = probe.engine.pool.size()  # type: ignore[attr-defined]
         await probe.dispose()
-        log = tmp_path / "serve.log"
-        async with serving_process(env, log, workers=2) as (url, process):
-            server = Server(url, database_url, token, process, log)
-            await _until_ready(server)
-            yield server, per_worker
+        yield running, per_worker
 
 
 @contextlib.contextmanager
@@ -80,18 +69,11 @@ def _paused(pid: int):  # type: ignore[no-untyped-def]
 
 
 async def _me(server: Server) -> None:
-    headers = {"Authorization": f"Bearer {server.token}"}
-    async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=10) as client:
-        response = await client.post("/graphql", json={"query": ME})  # a new connection
-    assert response.json() == {"data": {"me": {"name": "alice"}}}
+    assert await server.gql(ME) == {"me": {"name": "alice"}}  # over a new connection
 
 
-async def _scrape(server: Server) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    headers = {"Authorization": f"Bearer {TOKEN}"}
-    async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=10) as client:
-        response = await client.get("/metrics")
-    assert response.status_code == 200, response.text
-    return parse(response.text)
+async def _scrape(server: Server) -> dict[tuple[str, Labels], float]:
+    return parse(await server.metrics(TOKEN))
 
 
 def _metrics_dir(pid: int) -> Path:
@@ -102,7 +84,7 @@ def _metrics_dir(pid: int) -> Path:
 
 async def test_a_scrape_of_one_worker_counts_every_worker(server: tuple[Server, int]) -> None:
     serve, per_worker = server
-    first, second = _worker_pids(serve.process.pid)
+    first, second = worker_pids(serve.pid)
     shared = _metrics_dir(first)
     assert shared == _metrics_dir(second) and shared.is_dir()
 
@@ -119,19 +101,20 @@ async def test_a_scrape_of_one_worker_counts_every_worker(server: tuple[Server, 
 
     # A worker killed outright is replaced: its counts stay, its live gauges go.
     os.kill(first, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while True:
-        pids = _worker_pids(serve.process.pid)
+
+    async def replaced() -> dict[tuple[str, Labels], float] | None:
+        """A scrape once a new worker took the killed one's place and reports its pool."""
+        pids = worker_pids(serve.pid)
         if len(pids) == 2 and first not in pids:
             with contextlib.suppress(httpx.TransportError, AssertionError):
                 samples = await _scrape(serve)
                 if samples[("runql_db_pool_size", labels())] == 2 * per_worker:
-                    break
-        assert time.monotonic() < deadline, (pids, serve.log_text())
-        await asyncio.sleep(0.2)
+                    return samples
+        return None
+
+    samples = await until(replaced, "a new worker in the killed one's place", every=0.2)
     assert values(samples, "runql_requests_total") == {me: 2}
 
     # The temporary directory goes with the server.
-    serve.process.send_signal(signal.SIGTERM)
-    await asyncio.wait_for(serve.process.wait(), 15)
+    await serve.stop()
     assert not shared.exists()

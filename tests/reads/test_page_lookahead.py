@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 
-from runql.db.enums import JobStatus, MemberRole, RunStatus
+from runql.db.enums import JobStatus, RunStatus
 from runql.db.lifecycle import JobDefinition
 from runql.resolvers import runs as run_resolvers
 from runql.resolvers.auth import authenticate
@@ -43,8 +43,7 @@ query One($id: ID!, $n: Int!, $statuses: [JobStatus!]) {{ run(id: $id) {{ {ROW} 
 
 
 async def _owner(factory: Factory) -> tuple[UserHandle, ProjectHandle]:
-    user = await factory.user("alice")
-    project = await factory.project("vision", [(user, MemberRole.USER)])
+    user, project = await factory.user_in_project()
     return user, project
 
 

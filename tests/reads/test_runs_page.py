@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import update
 
-from runql.db.enums import JobStatus, MemberRole, RunStatus, TerminationReason
+from runql.db.enums import JobStatus, RunStatus, TerminationReason
 from runql.db.lifecycle import JobDefinition
 from runql.db.models import Run
 from tests.factories import Factory, GraphQLClient, ProjectHandle, UserHandle
@@ -34,8 +34,7 @@ TWO_JOBS = [JobDefinition("prepare"), JobDefinition("train", replicas=2, depends
 
 
 async def _owner(factory: Factory) -> tuple[UserHandle, ProjectHandle]:
-    user = await factory.user("alice")
-    project = await factory.project("vision", [(user, MemberRole.USER)])
+    user, project = await factory.user_in_project()
     return user, project
 
 

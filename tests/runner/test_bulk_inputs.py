@@ -12,7 +12,7 @@ import strawberry
 from strawberry.types.arguments import convert_argument
 from strawberry.types.base import StrawberryList
 
-from runql.db.enums import CompletionStatus, MemberRole
+from runql.db.enums import CompletionStatus
 from runql.db.lifecycle import JobDefinition
 from runql.schema import build_schema
 from runql.schema.runner import CompletionInput, LeaseInput, _leaf_fields
@@ -86,8 +86,7 @@ def test_an_input_with_a_field_strawberry_converts_is_refused() -> None:
 async def test_items_written_as_literals_in_the_document_apply(
     factory: Factory, gql: GraphQLClient
 ) -> None:
-    alice = await factory.user("alice")
-    project = await factory.project("vision", [(alice, MemberRole.USER)])
+    alice, project = await factory.user_in_project()
     await factory.run(project, alice, jobs=[JobDefinition("shard", replicas=2)])
     first, second = await claim(gql, alice.token, limit=2)
 

@@ -16,8 +16,7 @@ from tests.runner.helpers import CLAIM, claim, job_rows, run_row
 async def test_claim_hands_out_ready_jobs_with_token_and_lease(
     db: Database, factory: Factory, gql: GraphQLClient
 ) -> None:
-    alice = await factory.user("alice")
-    project = await factory.project("vision", [(alice, MemberRole.USER)])
+    alice, project = await factory.user_in_project()
     run_id = await factory.run(
         project,
         alice,
@@ -61,8 +60,7 @@ async def test_claim_token_is_never_a_field_of_job(gql: GraphQLClient, factory: 
 
 
 async def test_claim_order_is_priority_then_oldest(factory: Factory, gql: GraphQLClient) -> None:
-    alice = await factory.user("alice")
-    project = await factory.project("vision", [(alice, MemberRole.USER)])
+    alice, project = await factory.user_in_project()
     old_low = await factory.run(project, alice, name="old-low", priority=0)
     new_high = await factory.run(project, alice, name="new-high", priority=5)
     newer_low = await factory.run(project, alice, name="newer-low", priority=0)
@@ -140,8 +138,7 @@ async def test_claim_input_bounds(factory: Factory, gql: GraphQLClient, settings
 async def test_claim_statements_do_not_grow_with_limit(
     db: Database, factory: Factory, gql: GraphQLClient
 ) -> None:
-    alice = await factory.user("alice")
-    project = await factory.project("vision", [(alice, MemberRole.USER)])
+    alice, project = await factory.user_in_project()
     # Each claim below starts a run (SUBMITTED -> RUNNING): the same work either way.
     await factory.run(project, alice, priority=1)
     await factory.run(project, alice, jobs=[JobDefinition("shard", replicas=1000)])
@@ -170,8 +167,7 @@ async def test_a_runner_s_claim_reads_spec_with_the_claim_and_not_the_run(
 ) -> None:
     """Runners need each job's spec and run id: the spec comes with the claim's own read,
     ``run { id }`` from the job's row; neither costs a statement after the claim."""
-    alice = await factory.user("alice")
-    project = await factory.project("vision", [(alice, MemberRole.USER)])
+    alice, project = await factory.user_in_project()
     spec = {"cmd": ["train", "--epochs", "3"], "env": {"SEED": "1"}}
     run_id = await factory.run(project, alice, jobs=[JobDefinition("shard", replicas=6, spec=spec)])
     without = """mutation { claimJobs(input: {runnerName: "r", limit: 2}) {

@@ -21,8 +21,7 @@ from tests.runner.helpers import (
 
 
 async def _setup(factory: Factory, replicas: int = 4) -> tuple[Any, Any, int]:
-    alice = await factory.user("alice")
-    project = await factory.project("vision", [(alice, MemberRole.USER)])
+    alice, project = await factory.user_in_project()
     run_id = await factory.run(project, alice, jobs=[JobDefinition("shard", replicas=replicas)])
     return alice, project, run_id
 
@@ -123,8 +122,7 @@ async def test_mixed_batch_applies_the_valid_items_and_answers_the_others(
 async def test_repeated_completion_is_idempotent(
     db: Database, factory: Factory, gql: GraphQLClient
 ) -> None:
-    alice = await factory.user("alice")
-    project = await factory.project("vision", [(alice, MemberRole.USER)])
+    alice, project = await factory.user_in_project()
     run_id = await factory.run(
         project, alice, jobs=[JobDefinition("a", retry_limit=3), JobDefinition("b")]
     )
@@ -152,8 +150,7 @@ async def test_repeated_completion_is_idempotent(
 async def test_duplicate_items_in_one_batch_apply_once(
     db: Database, factory: Factory, gql: GraphQLClient
 ) -> None:
-    alice = await factory.user("alice")
-    project = await factory.project("vision", [(alice, MemberRole.USER)])
+    alice, project = await factory.user_in_project()
     run_id = await factory.run(project, alice, jobs=[JobDefinition("a", retry_limit=3)])
     (c,) = await claim(gql, alice.token, limit=1)
 
@@ -171,8 +168,7 @@ async def test_a_forged_token_after_the_valid_completion_in_one_batch_is_stale(
     """The token is checked before the "already applied in this batch" repeat check: a
     forged item right after the job's valid completion is refused, whatever it reports,
     not answered as the applied job (nor as a contradiction of it)."""
-    alice = await factory.user("alice")
-    project = await factory.project("vision", [(alice, MemberRole.USER)])
+    alice, project = await factory.user_in_project()
     run_id = await factory.run(project, alice, jobs=[JobDefinition("a", retry_limit=3)])
     (c,) = await claim(gql, alice.token, limit=1)
     forged = {"claimToken": "rqc_forged"}
@@ -257,8 +253,7 @@ async def test_malformed_job_id_is_answered_on_its_item(
 async def test_complete_statements_do_not_grow_with_the_batch(
     db: Database, factory: Factory, gql: GraphQLClient
 ) -> None:
-    alice = await factory.user("alice")
-    project = await factory.project("vision", [(alice, MemberRole.USER)])
+    alice, project = await factory.user_in_project()
     await factory.run(
         project,
         alice,
@@ -297,8 +292,7 @@ async def test_a_completion_that_unblocks_work_does_not_roll_up_its_running_run(
 ) -> None:
     """The roll-up would leave a RUNNING run with a job just unblocked as it is: it is
     not asked. The run still ends DONE when its last job does."""
-    alice = await factory.user("alice")
-    project = await factory.project("vision", [(alice, MemberRole.USER)])
+    alice, project = await factory.user_in_project()
     run_id = await factory.run(
         project,
         alice,
@@ -330,8 +324,7 @@ async def test_a_completion_that_unblocks_work_does_not_roll_up_its_running_run(
 
 async def test_complete_and_claim_share_one_request(factory: Factory, gql: GraphQLClient) -> None:
     """The cycle docs/runner.md recommends: report, then take the work it unblocked."""
-    alice = await factory.user("alice")
-    project = await factory.project("vision", [(alice, MemberRole.USER)])
+    alice, project = await factory.user_in_project()
     await factory.run(
         project, alice, jobs=[JobDefinition("a"), JobDefinition("b", depends_on=("a",))]
     )
@@ -355,8 +348,7 @@ async def test_a_cycle_whose_completions_made_work_claims_without_looking_first(
 ) -> None:
     """On SQLite a claim first reads whether anything is ready (so idle polls never take
     the write lock), unless the same document's completions just made jobs ready."""
-    alice = await factory.user("alice")
-    project = await factory.project("vision", [(alice, MemberRole.USER)])
+    alice, project = await factory.user_in_project()
     await factory.run(
         project,
         alice,

@@ -15,7 +15,7 @@ from collections import Counter
 from typing import Any
 
 from runql.db.engine import Database
-from runql.db.enums import JobStatus, MemberRole, RunStatus
+from runql.db.enums import JobStatus, RunStatus
 from runql.db.lifecycle import JobDefinition
 from tests.factories import Factory, GraphQLClient
 from tests.runner.helpers import claim, complete, completion, job_rows, renew, run_row
@@ -40,8 +40,7 @@ def _dag() -> list[JobDefinition]:
 async def test_eight_runners_complete_a_500_job_dag_exactly_once(
     db: Database, factory: Factory, gql: GraphQLClient
 ) -> None:
-    alice = await factory.user("alice")
-    project = await factory.project("vision", [(alice, MemberRole.USER)])
+    alice, project = await factory.user_in_project()
     run_id = await factory.run(project, alice, jobs=_dag())
     claimed: list[tuple[str, str]] = []  # (job id, runner)
     completed: list[str] = []
@@ -96,8 +95,7 @@ async def test_racing_duplicate_completions_apply_once(
 ) -> None:
     """The same completion sent by several requests at once (a runner retrying on a
     timeout): one applies, the others are answered with the same job, one retry row."""
-    alice = await factory.user("alice")
-    project = await factory.project("vision", [(alice, MemberRole.USER)])
+    alice, project = await factory.user_in_project()
     run_id = await factory.run(
         project, alice, jobs=[JobDefinition("a", replicas=20, retry_limit=2)]
     )

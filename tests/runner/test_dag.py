@@ -6,17 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from runql.db.engine import Database
-from runql.db.enums import JobStatus, MemberRole, RunStatus
+from runql.db.enums import JobStatus, RunStatus
 from runql.db.lifecycle import JobDefinition
 from runql.db.models import LogicalJob
 from tests.factories import Factory, GraphQLClient
 from tests.runner.helpers import claim, complete, completion, job_rows, run_row, run_state
-
-
-async def _alice(factory: Factory) -> tuple[Any, Any]:
-    alice = await factory.user("alice")
-    project = await factory.project("vision", [(alice, MemberRole.USER)])
-    return alice, project
 
 
 def _statuses(run: dict[str, Any]) -> dict[str, list[str]]:
@@ -46,7 +40,7 @@ async def _finish(
 async def test_done_jobs_unblock_downstream_when_every_upstream_replica_is_done(
     db: Database, factory: Factory, gql: GraphQLClient
 ) -> None:
-    alice, project = await _alice(factory)
+    alice, project = await factory.user_in_project()
     run_id = await factory.run(
         project,
         alice,
@@ -90,7 +84,7 @@ async def test_done_jobs_unblock_downstream_when_every_upstream_replica_is_done(
 async def test_failure_with_retries_left_adds_a_submission(
     db: Database, factory: Factory, gql: GraphQLClient
 ) -> None:
-    alice, project = await _alice(factory)
+    alice, project = await factory.user_in_project()
     run_id = await factory.run(
         project,
         alice,
@@ -128,7 +122,7 @@ async def test_failure_with_retries_left_adds_a_submission(
 async def test_retries_run_out_then_downstream_is_aborted_and_the_run_fails(
     db: Database, factory: Factory, gql: GraphQLClient
 ) -> None:
-    alice, project = await _alice(factory)
+    alice, project = await factory.user_in_project()
     run_id = await factory.run(
         project,
         alice,
@@ -170,7 +164,7 @@ async def test_retries_run_out_then_downstream_is_aborted_and_the_run_fails(
 
 
 async def test_retry_on_failure_false_fails_at_once(factory: Factory, gql: GraphQLClient) -> None:
-    alice, project = await _alice(factory)
+    alice, project = await factory.user_in_project()
     run_id = await factory.run(
         project, alice, jobs=[JobDefinition("a", retry_limit=5, retry_on_failure=False)]
     )
@@ -183,7 +177,7 @@ async def test_retry_on_failure_false_fails_at_once(factory: Factory, gql: Graph
 
 
 async def test_finished_at_is_set_once(db: Database, factory: Factory, gql: GraphQLClient) -> None:
-    alice, project = await _alice(factory)
+    alice, project = await factory.user_in_project()
     run_id = await factory.run(project, alice, jobs=[JobDefinition("a", replicas=2)])
     first, second = await claim(gql, alice.token, limit=2)
     await complete(gql, alice.token, [completion(first)])
@@ -201,7 +195,7 @@ async def test_finished_at_is_set_once(db: Database, factory: Factory, gql: Grap
 async def test_a_stopping_run_ends_terminated_whatever_its_jobs_report(
     db: Database, factory: Factory, gql: GraphQLClient
 ) -> None:
-    alice, project = await _alice(factory)
+    alice, project = await factory.user_in_project()
     run_id = await factory.run(
         project,
         alice,

@@ -13,7 +13,7 @@ import logging
 import pytest
 
 from runql.db.engine import Database
-from runql.db.enums import JobStatus, MemberRole
+from runql.db.enums import JobStatus
 from runql.db.lifecycle import JobDefinition
 from runql.tasks.lease_sweeper import LeaseSweeper
 from tests.background import (
@@ -40,8 +40,7 @@ async def test_a_database_error_is_logged_once_and_the_sweeper_carries_on(
     ``database is locked`` on SQLite (which was logged at every retry). The task keeps
     running, says so once, and requeues the job once the lock is gone."""
     caplog.set_level(logging.DEBUG, logger=LOGGER)
-    alice = await factory.user("alice")
-    project = await factory.project("vision", [(alice, MemberRole.USER)])
+    alice, project = await factory.user_in_project()
     run_id = await factory.run(project, alice, jobs=[JobDefinition("a", retry_limit=1)])
     (lost,) = await claim(gql, alice.token, limit=1, leaseSeconds=5)
     expired = dt.datetime.fromisoformat(lost["leaseExpiresAt"]) + dt.timedelta(seconds=1)

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text, update
 
 from runql.db.engine import Database, record_statements
-from runql.db.enums import JobStatus, MemberRole, RunStatus, TerminationReason
+from runql.db.enums import JobStatus, RunStatus, TerminationReason
 from runql.db.lifecycle import JobDefinition
 from runql.db.models import Run
 from runql.db.types import utcnow
@@ -23,12 +23,6 @@ from runql.tasks.periodic import EXPECTED_ERRORS
 from runql.web.app import create_app
 from tests.factories import Factory, GraphQLClient
 from tests.runner.helpers import claim, complete, completion, job_rows, renew, run_row, run_state
-
-
-async def _alice(factory: Factory) -> tuple[Any, Any]:
-    alice = await factory.user("alice")
-    project = await factory.project("vision", [(alice, MemberRole.USER)])
-    return alice, project
 
 
 def _sweeper(db: Database, at: dt.datetime, **kwargs: Any) -> LeaseSweeper:
@@ -50,7 +44,7 @@ def _after(claims: list[dict[str, Any]]) -> dt.datetime:
 async def test_renew_extends_leases_and_answers_per_item(
     db: Database, factory: Factory, gql: GraphQLClient
 ) -> None:
-    alice, project = await _alice(factory)
+    alice, project = await factory.user_in_project()
     run_id = await factory.run(project, alice, jobs=[JobDefinition("a", replicas=3)])
     first, second, third = await claim(gql, alice.token, limit=3, leaseSeconds=10)
     await complete(gql, alice.token, [completion(third)])
@@ -83,7 +77,7 @@ async def test_renew_extends_leases_and_answers_per_item(
 async def test_a_stop_reaches_running_jobs_through_renew_and_complete(
     db: Database, factory: Factory, gql: GraphQLClient
 ) -> None:
-    alice, project = await _alice(factory)
+    alice, project = await factory.user_in_project()
     run_id = await factory.run(project, alice, jobs=[JobDefinition("a", replicas=2)])
     first, second = await claim(gql, alice.token, limit=2)
     before = await renew(gql, alice.token, [first, second])
@@ -109,7 +103,7 @@ async def test_a_stop_reaches_running_jobs_through_renew_and_complete(
 async def test_claims_of_a_restarted_run_are_stale(
     db: Database, factory: Factory, gql: GraphQLClient
 ) -> None:
-    alice, project = await _alice(factory)
+    alice, project = await factory.user_in_project()
     run_id = await factory.run(project, alice, jobs=[JobDefinition("a")])
     (c,) = await claim(gql, alice.token, limit=1)
     async with db.write() as session:  # what a restart does to the run's attempt
@@ -148,7 +142,7 @@ async def test_a_lease_starts_once_the_locks_are_held_not_when_the_request_came(
 ) -> None:
     """A claim or renewal that waited for another writer still gets a whole lease:
     it expires ``leaseSeconds`` after the wait ended, not after the request arrived."""
-    alice, project = await _alice(factory)
+    alice, project = await factory.user_in_project()
     await factory.run(project, alice, jobs=[JobDefinition("a", replicas=2)])
     claimed = await claim(gql, alice.token, limit=1) if call == "renew" else []
     waiting = asyncio.Event()
@@ -180,7 +174,7 @@ async def test_a_lease_starts_once_the_locks_are_held_not_when_the_request_came(
 async def test_sweeper_leaves_live_leases_alone_without_taking_the_write_lock(
     db: Database, factory: Factory, gql: GraphQLClient
 ) -> None:
-    alice, project = await _alice(factory)
+    alice, project = await factory.user_in_project()
     await factory.run(project, alice)
     (c,) = await claim(gql, alice.token, limit=1, leaseSeconds=30)
 
@@ -196,7 +190,7 @@ async def test_sweeper_leaves_live_leases_alone_without_taking_the_write_lock(
 async def test_expired_lease_is_requeued_and_the_late_runner_is_stale(
     db: Database, factory: Factory, gql: GraphQLClient
 ) -> None:
-    alice, project = await _alice(factory)
+    alice, project = await factory.user_in_project()
     run_id = await factory.run(
         project, alice, jobs=[JobDefinition("a", retry_limit=1, spec={"cmd": "x"})]
     )
@@ -229,7 +223,7 @@ async def test_expired_lease_is_requeued_and_the_late_runner_is_stale(
 async def test_expired_lease_without_retries_fails_the_job_and_aborts_downstream(
     db: Database, factory: Factory, gql: GraphQLClient
 ) -> None:
-    alice, project = await _alice(factory)
+    alice, project = await factory.user_in_project()
     run_id = await factory.run(
         project,
         alice,
@@ -253,7 +247,7 @@ async def test_expired_lease_without_retries_fails_the_job_and_aborts_downstream
 async def test_expired_lease_of_a_stopping_run_ends_it(
     db: Database, factory: Factory, gql: GraphQLClient
 ) -> None:
-    alice, project = await _alice(factory)
+    alice, project = await factory.user_in_project()
     run_id = await factory.run(project, alice, jobs=[JobDefinition("a", retry_limit=3)])
     claims = await claim(gql, alice.token, limit=1)
     await gql(
@@ -276,7 +270,7 @@ async def test_expired_lease_of_a_stopping_run_ends_it(
 async def test_sweeper_works_through_more_expired_claims_than_one_batch(
     db: Database, factory: Factory, gql: GraphQLClient
 ) -> None:
-    alice, project = await _alice(factory)
+    alice, project = await factory.user_in_project()
     run_id = await factory.run(project, alice, jobs=[JobDefinition("a", replicas=7, retry_limit=1)])
     claims = await claim(gql, alice.token, limit=7)
 
@@ -312,7 +306,7 @@ async def test_a_malformed_job_id_is_answered_on_its_lease_alone(
     factory: Factory, gql: GraphQLClient
 ) -> None:
     """Not a top-level error: the other leases are renewed (docs/runner.md)."""
-    alice, project = await _alice(factory)
+    alice, project = await factory.user_in_project()
     await factory.run(project, alice, jobs=[JobDefinition("a")])
     (held,) = await claim(gql, alice.token, limit=1)
     malformed = {"job": {"id": "4x2"}, "claimToken": "x"}
