@@ -2,6 +2,9 @@
 
 One per HTTP request and one per operation on a WebSocket (see ``runql.web.websocket``): the
 loaders cache what a request read and the viewer is who it was, so neither may outlive it.
+Both transports build it with :func:`operation_context`, so every operation, whichever way
+it came, has its token checked when it starts, empty loaders, and the server's settings
+(its limits) as they are.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from typing import Any
 
 from runql.db.engine import Database
 from runql.db.visibility import Viewer
+from runql.resolvers.auth import authenticate
 from runql.resolvers.errors import Unauthenticated
 from runql.resolvers.loaders import Loaders
 from runql.settings import Settings
@@ -61,3 +65,35 @@ class Context:
         """Drop what the loaders cached: a subscription shows each batch of events with
         the state of its runs and jobs when the batch is sent, not when it started."""
         self._loaders = None
+
+
+async def operation_context(
+    db: Database,
+    settings: Settings,
+    *,
+    authorization: str | None,
+    request_id: str,
+    request: Any,
+    response: Any,
+    events: EventListener | None,
+    connection_params: dict[str, Any] | None = None,
+    socket: SocketState | None = None,
+) -> Context:
+    """The context of one operation: an HTTP request, or one operation on a WebSocket
+    (``socket`` and ``connection_params`` are the connection's, shared by its operations).
+    ``authorization`` (an ``Authorization`` value, or ``None``) is checked now: a token
+    revoked, or a membership removed, since the socket opened counts from its next
+    operation on. A missing or invalid token is no error here: the fields that need a
+    viewer answer ``UNAUTHENTICATED``."""
+    viewer = await authenticate(db, authorization)
+    return Context(
+        db=db,
+        settings=settings,
+        viewer_or_none=viewer,
+        request_id=request_id,
+        request=request,
+        response=response,
+        connection_params=connection_params,
+        events=events,
+        socket=socket,
+    )

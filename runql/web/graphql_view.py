@@ -47,8 +47,7 @@ from runql.db.engine import Database
 from runql.error_codes import ErrorCode
 from runql.observe import metrics, tracing
 from runql.observe.logs import RequestLog, current_request, request_scope
-from runql.resolvers.auth import authenticate
-from runql.resolvers.context import Context
+from runql.resolvers.context import Context, operation_context
 from runql.schema.extensions.errors import public_errors
 from runql.settings import Settings
 from runql.tasks.event_listener import EventListener
@@ -344,13 +343,11 @@ class RunqlGraphQL(GraphQL[Context, None]):
         builds one per operation from it)."""
         if isinstance(request, WebSocket):
             return connection_context(self.db, self.settings, request, self.events)
-        viewer = await authenticate(self.db, request.headers.get("authorization"))
-        request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex
-        return Context(
-            db=self.db,
-            settings=self.settings,
-            viewer_or_none=viewer,
-            request_id=request_id,
+        return await operation_context(
+            self.db,
+            self.settings,
+            authorization=request.headers.get("authorization"),
+            request_id=getattr(request.state, "request_id", None) or uuid.uuid4().hex,
             request=request,
             response=response,
             events=self.events,

@@ -58,8 +58,7 @@ from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage
 from runql.db.engine import Database
 from runql.error_codes import ErrorCode
 from runql.observe.logs import RequestLog, current_request, request_scope
-from runql.resolvers.auth import authenticate
-from runql.resolvers.context import Context, SocketState
+from runql.resolvers.context import Context, SocketState, operation_context
 from runql.schema.extensions.errors import public_errors
 from runql.settings import Settings
 from runql.tasks.event_listener import EventListener
@@ -89,18 +88,18 @@ def connection_authorization(connection: Context) -> str | None:
     return request.headers.get("authorization") if request is not None else None
 
 
-async def operation_context(connection: Context, request_id: str) -> Context:
-    """A fresh context for one operation on the socket ``connection`` describes."""
-    viewer = await authenticate(connection.db, connection_authorization(connection))
-    return Context(
-        db=connection.db,
-        settings=connection.settings,
-        viewer_or_none=viewer,
+async def socket_operation_context(connection: Context, request_id: str) -> Context:
+    """A fresh context for one operation on the socket ``connection`` describes, built
+    like an HTTP request's (``runql.resolvers.context.operation_context``)."""
+    return await operation_context(
+        connection.db,
+        connection.settings,
+        authorization=connection_authorization(connection),
         request_id=request_id,
         request=connection.request,
         response=connection.response,
-        connection_params=connection.connection_params,
         events=connection.events,
+        connection_params=connection.connection_params,
         socket=connection.socket,
     )
 
@@ -193,7 +192,7 @@ class _PerOperation:
         """Installs this task's operation context. When that fails (the token lookup
         raised: an outage), returns the masked error to answer instead."""
         try:
-            context = await operation_context(self._connection, log.request_id)
+            context = await socket_operation_context(self._connection, log.request_id)
         except Exception as exc:
             [error] = public_errors([GraphQLError(str(exc), original_error=exc)], log.request_id)
             return error
@@ -312,5 +311,5 @@ __all__ = [
     "connection_authorization",
     "connection_context",
     "max_frame_bytes",
-    "operation_context",
+    "socket_operation_context",
 ]
