@@ -40,7 +40,7 @@ from runql.error_codes import ErrorCode
 from runql.observe import metrics
 from runql.resolvers.checks import check_batch, check_text, parse_id
 from runql.resolvers.context import Context
-from runql.resolvers.errors import ClientError, NotFound
+from runql.resolvers.errors import ClientError, NotFound, SettingExceeded
 from runql.resolvers.pagination import (
     check_not_pruned,
     check_resumable,
@@ -68,17 +68,7 @@ READY_KINDS = frozenset(
 #: the ready jobs.
 JOBS_READY_SPACING = 0.05
 
-SUBSCRIPTIONS_SETTING = "RUNQL_MAX_SUBSCRIPTIONS_PER_CONNECTION"
 BACKLOG_SETTING = "RUNQL_MAX_EVENT_BACKLOG"
-
-
-class SettingExceeded(ClientError):
-    """Over a server-side limit that no argument names: ``extensions.setting`` does."""
-
-    code = ErrorCode.LIMIT_EXCEEDED
-
-    def __init__(self, message: str, setting: str, limit: int) -> None:
-        super().__init__(f"{message} ({setting})", setting=setting, limit=limit)
 
 
 class ListenerDown(ClientError):
@@ -156,26 +146,15 @@ def _listener(ctx: Context) -> EventListener:
 
 @contextlib.contextmanager
 def _subscription_slot(ctx: Context) -> Iterator[None]:
-    """Counts the subscription against its socket's limit, and in the metrics, while it
-    runs."""
-    socket = ctx.socket
-    limit = ctx.settings.max_subscriptions_per_connection
-    if socket is not None and socket.subscriptions >= limit:
-        raise SettingExceeded(
-            f"at most {limit} subscriptions may be open on one connection",
-            SUBSCRIPTIONS_SETTING,
-            limit,
-        )
+    """Counts the subscription in the metrics while it runs. (Its place among its
+    socket's subscriptions, ``RUNQL_MAX_SUBSCRIPTIONS_PER_CONNECTION``, was taken when
+    its message arrived: ``runql.resolvers.context.SocketState``.)"""
     app_metrics = metrics.current()
-    if socket is not None:
-        socket.subscriptions += 1
     if app_metrics is not None:
         app_metrics.subscription_opened()
     try:
         yield
     finally:
-        if socket is not None:
-            socket.subscriptions -= 1
         if app_metrics is not None:
             app_metrics.subscription_closed()
 

@@ -184,6 +184,10 @@ class RunqlGraphQL(GraphQL[Context, None]):
             schema,
             graphql_ide="graphiql" if settings.graphiql else None,
             allowed_origins=settings.cors_origins,
+            # strawberry's own cap (100 operations in flight per socket) would refuse
+            # with a bare error; runql counts them itself, against its setting, from the
+            # moment each arrives (``runql.web.websocket``).
+            max_subscriptions_per_connection=None,
         )
         self.db = db
         self.settings = settings

@@ -58,7 +58,8 @@ from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage
 from runql.db.engine import Database
 from runql.error_codes import ErrorCode
 from runql.observe.logs import RequestLog, current_request, request_scope
-from runql.resolvers.context import Context, SocketState, operation_context
+from runql.resolvers.context import Context, Place, SocketState, operation_context
+from runql.resolvers.errors import SettingExceeded
 from runql.schema.extensions.errors import public_errors
 from runql.settings import Settings
 from runql.tasks.event_listener import EventListener
@@ -88,7 +89,9 @@ def connection_authorization(connection: Context) -> str | None:
     return request.headers.get("authorization") if request is not None else None
 
 
-async def socket_operation_context(connection: Context, request_id: str) -> Context:
+async def socket_operation_context(
+    connection: Context, request_id: str, place: Place | None = None
+) -> Context:
     """A fresh context for one operation on the socket ``connection`` describes, built
     like an HTTP request's (``runql.resolvers.context.operation_context``)."""
     return await operation_context(
@@ -101,6 +104,7 @@ async def socket_operation_context(connection: Context, request_id: str) -> Cont
         events=connection.events,
         connection_params=connection.connection_params,
         socket=connection.socket,
+        place=place,
     )
 
 
@@ -151,10 +155,43 @@ class RunqlWebSocketAdapter(ASGIWebSocketAdapter):
 
 class _PerOperation:
     """What both protocols' handlers share: ``context`` is the running operation's
-    context inside an operation's task and the connection's elsewhere."""
+    context inside an operation's task and the connection's elsewhere; each operation's
+    place among the socket's subscriptions (``places``, by operation id)."""
 
     websocket: Any
     _connection: Context
+    _places: dict[str, Place] | None = None
+
+    @property
+    def places(self) -> dict[str, Place]:
+        if self._places is None:
+            self._places = {}
+        return self._places
+
+    def _take_place(self, operation_id: str) -> SettingExceeded | None:
+        """Takes the arriving operation's place on the socket, or returns the
+        ``LIMIT_EXCEEDED`` refusal to answer instead (nothing runs)."""
+        socket = self._connection.socket
+        if socket is None:
+            return None
+        try:
+            place = socket.take_place(self._connection.settings.max_subscriptions_per_connection)
+        except SettingExceeded as refusal:
+            self._log_refusal(refusal)
+            return refusal
+        self._release(operation_id)  # a reused id: the old operation's place is gone
+        self.places[operation_id] = place
+        return None
+
+    def _release(self, operation_id: str, place: Place | None = None) -> None:
+        """Gives back the place of ``operation_id`` (only if it is still ``place``, when
+        given: the id may have been reused by a newer operation meanwhile)."""
+        held = self.places.get(operation_id)
+        if held is not None and (place is None or held is place):
+            del self.places[operation_id]
+            held.release()
+        if place is not None:
+            place.release()
 
     @property
     def context(self) -> Context:
@@ -188,11 +225,12 @@ class _PerOperation:
         with self._operation_log() as log:
             log.error_codes = _error_codes([error.formatted])
 
-    async def _enter_operation(self, log: RequestLog) -> GraphQLError | None:
+    async def _enter_operation(self, log: RequestLog, operation_id: str) -> GraphQLError | None:
         """Installs this task's operation context. When that fails (the token lookup
         raised: an outage), returns the masked error to answer instead."""
+        place = self.places.get(operation_id)
         try:
-            context = await socket_operation_context(self._connection, log.request_id)
+            context = await socket_operation_context(self._connection, log.request_id, place)
         except Exception as exc:
             [error] = public_errors([GraphQLError(str(exc), original_error=exc)], log.request_id)
             return error
@@ -217,25 +255,36 @@ class TransportWSHandler(_PerOperation, BaseGraphQLTransportWSHandler[Context, N
         await super().handle_message(message)
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        if not self.connection_acknowledged or message["id"] in self.operations:
+            await super().handle_subscribe(message)  # strawberry closes the socket
+            return
         error = self._oversized()
-        if error is None or not self.connection_acknowledged:
+        if error is not None:
+            self._log_refusal(error)
+        else:
+            error = self._take_place(message["id"])
+        if error is None:
             await super().handle_subscribe(message)
             return
-        if message["id"] in self.operations:
-            await super().handle_subscribe(message)  # strawberry closes: duplicate id
-            return
-        self._log_refusal(error)
         await self.send_message(
             {"id": message["id"], "type": "error", "payload": [error.formatted]}
         )
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
-        with self._operation_log() as log:
-            error = await self._enter_operation(log)
-            if error is not None:
-                await operation.send_initial_errors([error])
-                return
-            await super().run_operation(operation)
+        place = self.places.get(operation.id)
+        try:
+            with self._operation_log() as log:
+                error = await self._enter_operation(log, operation.id)
+                if error is not None:
+                    await operation.send_initial_errors([error])
+                    return
+                await super().run_operation(operation)
+        finally:
+            self._release(operation.id, place)
+
+    async def cleanup_operation(self, operation_id: str) -> None:
+        self._release(operation_id)
+        await super().cleanup_operation(operation_id)
 
     async def send_message(self, message: TransportWSMessage) -> None:
         if message["type"] == "next":
@@ -256,12 +305,24 @@ class GraphQLWSHandler(_PerOperation, BaseGraphQLWSHandler[Context, None]):
         await super().handle_message(message)
 
     async def handle_start(self, message: StartMessage) -> None:
+        if not self.connection_acknowledged:
+            await super().handle_start(message)  # strawberry closes the socket
+            return
+        if message["id"] in self.tasks:  # strawberry would end it first: so do we
+            await self.cleanup_operation(message["id"])
         error = self._oversized()
-        if error is None or not self.connection_acknowledged:
+        if error is not None:
+            self._log_refusal(error)
+        else:
+            error = self._take_place(message["id"])
+        if error is None:
             await super().handle_start(message)
             return
-        self._log_refusal(error)
         await self.send_message({"type": "error", "id": message["id"], "payload": error.formatted})
+
+    async def cleanup_operation(self, operation_id: str) -> None:
+        self._release(operation_id)
+        await super().cleanup_operation(operation_id)
 
     async def handle_async_results(
         self,
@@ -270,16 +331,20 @@ class GraphQLWSHandler(_PerOperation, BaseGraphQLWSHandler[Context, None]):
         operation_name: str | None,
         variables: dict[str, object] | None,
     ) -> None:
-        with self._operation_log() as log:
-            error = await self._enter_operation(log)
-            if error is not None:
-                await self.send_message(
-                    {"type": "error", "id": operation_id, "payload": error.formatted}
-                )
-                await self.send_message({"type": "complete", "id": operation_id})
-                self.tasks.pop(operation_id, None)
-                return
-            await super().handle_async_results(operation_id, query, operation_name, variables)
+        place = self.places.get(operation_id)
+        try:
+            with self._operation_log() as log:
+                error = await self._enter_operation(log, operation_id)
+                if error is not None:
+                    await self.send_message(
+                        {"type": "error", "id": operation_id, "payload": error.formatted}
+                    )
+                    await self.send_message({"type": "complete", "id": operation_id})
+                    self.tasks.pop(operation_id, None)
+                    return
+                await super().handle_async_results(operation_id, query, operation_name, variables)
+        finally:
+            self._release(operation_id, place)
 
     async def send_message(self, message: OperationMessage) -> None:
         if message["type"] == "data":
