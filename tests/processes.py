@@ -57,18 +57,20 @@ async def runql(env: dict[str, str], *args: str) -> str:
 
 @contextlib.asynccontextmanager
 async def serving_process(
-    env: dict[str, str], log: Path, *, workers: int
+    env: dict[str, str], log: Path, *, workers: int, stderr: Path | None = None
 ) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
-    """``runql serve --workers N`` on a free port, its output in ``log``; yields its base
-    URL and the process (not yet ready). Stopped with SIGTERM, killed if it lingers."""
+    """``runql serve --workers N`` on a free port, its output in ``log`` (its stderr in
+    ``stderr`` when given); yields its base URL and the process (not yet ready). Stopped
+    with SIGTERM, killed if it lingers."""
     port = free_port()
-    with log.open("wb") as sink:
+    with log.open("wb") as sink, contextlib.ExitStack() as files:
+        errors = files.enter_context(stderr.open("wb")) if stderr is not None else sink
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             *("-m", "runql.cli", "serve", "--workers", str(workers), "--port", str(port)),
             env=env,
             stdout=sink,
-            stderr=sink,
+            stderr=errors,
         )
     try:
         yield f"http://127.0.0.1:{port}", process

@@ -63,9 +63,11 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from runql.observe.logs import configure_logging
     from runql.web.server import serve
     from runql.web.websocket import max_frame_bytes
 
+    configure_logging(settings)  # the supervisor's own lines (workers configure theirs)
     host = args.host or settings.host
     port = args.port or settings.port
     workers = args.workers or settings.worker_count()

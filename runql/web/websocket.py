@@ -25,6 +25,11 @@ HTTP enforces. So here:
   ``runql serve`` also caps frames in uvicorn (:func:`max_frame_bytes`), so a frame far
   over the limit is not even read.
 
+A socket that closes under a running operation (the client went away, or the server is
+stopping and closed every socket) is expected: the operation's next message ends it
+quietly (:class:`SocketClosed`), without a traceback. Anything else an operation raises
+goes to the JSON log (``runql.web.websocket``), not to strawberry's plain-text logger.
+
 strawberry reads the context from ``handler.context`` when it starts an operation; the
 handlers below make that attribute the running operation's context (a context variable
 set in the operation's task) and the connection's everywhere else, so strawberry's own
@@ -34,6 +39,7 @@ operation code runs unchanged.
 from __future__ import annotations
 
 import contextvars
+import logging
 import uuid
 from collections.abc import AsyncGenerator, Iterator
 from contextlib import contextmanager
@@ -42,8 +48,13 @@ from typing import Any
 
 from graphql import GraphQLError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocketDisconnected as StarletteSocketGone
 from strawberry.asgi import ASGIWebSocketAdapter
-from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
+from strawberry.http.exceptions import (
+    NonJsonMessageReceived,
+    NonTextMessageReceived,
+    WebSocketDisconnected,
+)
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
@@ -64,12 +75,26 @@ from runql.schema.extensions.errors import public_errors
 from runql.settings import Settings
 from runql.tasks.event_listener import EventListener
 
+logger = logging.getLogger(__name__)
+
 LIMIT_SETTING = "RUNQL_MAX_BODY_BYTES"
 MESSAGE_TOO_BIG = 1009  # RFC 6455 close code
 
 _operation_context: contextvars.ContextVar[Context | None] = contextvars.ContextVar(
     "runql_ws_operation_context", default=None
 )
+
+
+class SocketClosed(WebSocketDisconnected):
+    """A message could not be sent: the socket has closed. Expected (a client that went
+    away, a server that is stopping); ends the operation that sent it, quietly. A
+    strawberry ``WebSocketDisconnected``, so its loops treat it as the end of the socket."""
+
+
+#: What sending on a closed socket raises, depending on who noticed first: strawberry,
+#: starlette (before and after it marked the socket disconnected) or the server (uvicorn's
+#: ``ClientDisconnected`` is an ``OSError``).
+_CLOSED_ERRORS = (WebSocketDisconnected, WebSocketDisconnect, StarletteSocketGone, OSError)
 
 
 def max_frame_bytes(max_body_bytes: int) -> int:
@@ -238,9 +263,26 @@ class _PerOperation:
         return None
 
     def _log_error_codes(self, errors: object) -> None:
-        log = current_request()
-        if log is not None:
-            log.error_codes += _error_codes(errors)
+        request_log = current_request()
+        if request_log is not None:
+            request_log.error_codes += _error_codes(errors)
+
+    async def _send_or_closed(self, send: Any, message: Any) -> None:
+        """``await send(message)``; :class:`SocketClosed` when the socket has closed."""
+        try:
+            await send(message)
+        except SocketClosed:
+            raise
+        except _CLOSED_ERRORS as exc:
+            raise SocketClosed(str(exc)) from exc
+
+    async def handle_task_exception(self, error: Exception) -> None:
+        """strawberry's hook for an error that ended an operation: a closed socket is no
+        news; anything else is logged with its traceback, as JSON, under the operation's
+        request id."""
+        if isinstance(error, SocketClosed):
+            return
+        logger.error("WebSocket operation failed unexpectedly", exc_info=error)
 
 
 class TransportWSHandler(_PerOperation, BaseGraphQLTransportWSHandler[Context, None]):
@@ -279,6 +321,8 @@ class TransportWSHandler(_PerOperation, BaseGraphQLTransportWSHandler[Context, N
                     await operation.send_initial_errors([error])
                     return
                 await super().run_operation(operation)
+        except SocketClosed:
+            pass  # the client or the server closed the socket: nothing to tell anyone
         finally:
             self._release(operation.id, place)
 
@@ -291,7 +335,7 @@ class TransportWSHandler(_PerOperation, BaseGraphQLTransportWSHandler[Context, N
             self._log_error_codes(message["payload"].get("errors"))
         elif message["type"] == "error":
             self._log_error_codes(message["payload"])
-        await super().send_message(message)
+        await self._send_or_closed(super().send_message, message)
 
 
 class GraphQLWSHandler(_PerOperation, BaseGraphQLWSHandler[Context, None]):
@@ -351,7 +395,7 @@ class GraphQLWSHandler(_PerOperation, BaseGraphQLWSHandler[Context, None]):
             self._log_error_codes(message["payload"].get("errors"))
         elif message["type"] == "error":
             self._log_error_codes(message["payload"])
-        await super().send_message(message)
+        await self._send_or_closed(super().send_message, message)
 
 
 def connection_context(
@@ -372,6 +416,7 @@ def connection_context(
 __all__ = [
     "GraphQLWSHandler",
     "RunqlWebSocketAdapter",
+    "SocketClosed",
     "TransportWSHandler",
     "connection_authorization",
     "connection_context",
