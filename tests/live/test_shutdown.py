@@ -117,8 +117,13 @@ async def test_stopping_with_subscribers_writes_only_json_lines(
     assert any('"WS"' in line for line in lines)  # the subscriptions' own log lines
     not_json = [line for line in lines if not _is_json_object(line)]
     assert not_json == [], "\n".join(not_json[:40])
-    tracebacks = [json.loads(line) for line in lines if "traceback" in json.loads(line)]
-    assert tracebacks == [], "\n".join(f"{t['message']}\n{t['traceback']}" for t in tracebacks[:2])
+    # A socket closed under a subscription is no error: no traceback through a send. (An
+    # unrelated failure, say the busy shared PostgreSQL refusing a connection, may still
+    # log one: as JSON, which is the point above.)
+    entries = [json.loads(line) for line in lines]
+    closed = [e for e in entries if "send_message" in e.get("traceback", "")]
+    assert closed == [], "\n".join(f"{e['message']}\n{e['traceback']}" for e in closed[:2])
+    assert not [e for e in entries if e["message"] == "Exception in worker task"]
 
 
 def _is_json_object(line: str) -> bool:
