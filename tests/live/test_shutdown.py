@@ -37,7 +37,7 @@ SUBSCRIPTIONS_EACH = 30  # runEvents on each, plus a jobsReady
 
 
 def _text(log: Path) -> str:
-    return _text(log)
+    return log.read_text(errors="replace")
 
 
 async def _ready(url: str, process: asyncio.subprocess.Process, log: Path) -> None:
