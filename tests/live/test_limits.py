@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from typing import Any
 
 import pytest
+from websockets.asyncio.client import connect
 
 from runql.db.engine import Database
 from runql.db.enums import MemberRole
@@ -156,3 +158,34 @@ def _event(i: int) -> Any:
     return EventRow(
         EventPosition(0, i), EventKind.RUN_SUBMITTED, dt.datetime.now(dt.UTC), 1, i, None
     )
+
+
+async def test_the_legacy_protocol_refuses_a_burst_past_the_limit_the_same_way(
+    db: Database, settings: Settings, factory: Factory
+) -> None:
+    """graphql-ws (the legacy protocol) counts and refuses like graphql-transport-ws,
+    past strawberry's own cap of 100 too."""
+    alice = await factory.user("alice")
+    await factory.project("vision", [(alice, MemberRole.USER)])
+    limit, extra = 104, 6
+    limited = dataclasses.replace(settings, max_subscriptions_per_connection=limit)
+    headers = {"Authorization": f"Bearer {alice.token}"}
+    async with (
+        serving(limited, db) as server,
+        connect(server.ws_url, subprotocols=["graphql-ws"], additional_headers=headers) as ws,  # type: ignore[list-item]
+    ):
+        await ws.send(json.dumps({"type": "connection_init"}))
+        assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+        for op in range(limit + extra):
+            start = {"id": str(op), "type": "start", "payload": {"query": JOBS_READY}}
+            await ws.send(json.dumps(start))
+        refusals = [json.loads(await asyncio.wait_for(ws.recv(), 30)) for _ in range(extra)]
+        await until(lambda: len(server.app.state.event_listener.subscribers) == limit)
+    assert sorted(int(r["id"]) for r in refusals) == list(range(limit, limit + extra))
+    for refusal in refusals:
+        assert refusal["type"] == "error", refusal
+        assert refusal["payload"]["extensions"] == {
+            "code": "LIMIT_EXCEEDED",
+            "setting": "RUNQL_MAX_SUBSCRIPTIONS_PER_CONNECTION",
+            "limit": limit,
+        }
