@@ -83,8 +83,9 @@ MEANINGS: dict[ErrorCode, Meaning] = {
     ),
     ErrorCode.CURSOR_EXPIRED: Meaning(
         "request",
-        "`runEvents(after:)`: the events after this cursor were pruned "
-        "(`RUNQL_EVENT_RETENTION_HOURS`), so resuming would skip some. List again and "
+        "`runEvents(after:)`: resuming from this cursor would skip events, because the "
+        "events after it were pruned (`RUNQL_EVENT_RETENTION_HOURS`) or it is ahead of the "
+        "event log (taken on another database, or before a restore). List again and "
         "subscribe with the new list's `eventCursor`.",
     ),
     ErrorCode.INTERNAL_SERVER_ERROR: Meaning(

@@ -225,7 +225,8 @@ FIELD_DOCS: dict[str, str] = {
     "few hundred bytes, and compressing each message for each subscriber cost more CPU than "
     "it saved bytes (bench/RESULTS.md, scenario 11), plus zlib state per connection.",
     "max_subscriptions_per_connection": "Most subscriptions open at once on one WebSocket "
-    "(`runEvents`, `jobsReady`); one more answers `LIMIT_EXCEEDED`.",
+    "(`runEvents`, `jobsReady`), each counted from the moment it arrives; one more (or, "
+    "while every place is taken, any operation) answers `LIMIT_EXCEEDED` naming this setting.",
     "max_event_backlog": "Most events queued for one subscription whose client does not keep "
     "up; beyond it the subscription ends with `LIMIT_EXCEEDED` (resume from the last cursor).",
     "event_retention_hours": "How long the event log keeps events; an older cursor answers "

@@ -240,6 +240,8 @@ class Server:
     #: False: uvicorn with ``--ws none`` instead of ``runql serve``: the API over HTTP, and
     #: no WebSocket upgrade (as behind a proxy that does not pass upgrades).
     websockets: bool = True
+    #: Where its stderr goes when not to ``log`` (a test that reads the JSON log alone).
+    stderr: Path | None = None
     port: int = field(default_factory=free_port)
     process: Process | None = None
 
@@ -279,7 +281,9 @@ class Server:
                            "--workers", str(self.workers), "--log-level", "warning"]  # fmt: skip
             logged = self.log.stat().st_size if self.log.exists() else 0
             first = self.process is None
-            self.process = launch(self.env(), [*command, "--port", str(self.port)], self.log)
+            self.process = launch(
+                self.env(), [*command, "--port", str(self.port)], self.log, stderr=self.stderr
+            )
             try:
                 async with httpx.AsyncClient(base_url=self.url, timeout=DEADLINE) as client:
                     await until(lambda: self._ready(client), f"runql serve on port {self.port}")

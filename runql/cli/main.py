@@ -64,10 +64,12 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from runql.observe.logs import configure_logging
     from runql.web.manifest import ManifestError, load_manifest
     from runql.web.server import serve
     from runql.web.websocket import max_frame_bytes
 
+    configure_logging(settings)  # the supervisor's own lines (workers configure theirs)
     if settings.trusted_documents:  # each worker reads it again; refuse before they start
         try:
             trusted = load_manifest(settings.trusted_documents)

@@ -269,6 +269,39 @@ async def safe_position(session: AsyncSession) -> EventPosition:
 # --- retention -------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class LogBounds:
+    """Where the log a cursor may resume from begins and ends (:func:`log_bounds`)."""
+
+    #: The prune watermark (``None``: nothing pruned yet); see :func:`oldest_retained`.
+    oldest_retained: EventPosition | None
+    #: No event of this log was ever read past it (its :func:`safe_position`, or the
+    #: watermark when pruning emptied the log): a cursor after it comes from elsewhere.
+    newest: EventPosition
+
+
+async def log_bounds(session: AsyncSession) -> LogBounds:
+    """The prune watermark and the end of the log, with one statement: what a cursor is
+    checked against before a subscription resumes from it."""
+    if is_sqlite(session):
+        end = select(func.coalesce(func.max(Event.id), 0)).scalar_subquery()
+    else:
+        end = select(func.pg_snapshot_xmin(func.pg_current_snapshot())).scalar_subquery()
+    pruned_txid = select(EventsPruned.txid).where(EventsPruned.id == 1).scalar_subquery()
+    pruned_id = select(EventsPruned.event_id).where(EventsPruned.id == 1).scalar_subquery()
+    row = (
+        await session.execute(
+            select(end.label("end"), pruned_txid.label("txid"), pruned_id.label("event_id"))
+        )
+    ).one()
+    oldest = None if row.txid is None else EventPosition(int(row.txid), int(row.event_id))
+    if is_sqlite(session):
+        newest = EventPosition(0, int(row.end or 0))
+    else:
+        newest = EventPosition(int(row.end) - 1, MAX_ID)
+    return LogBounds(oldest, max(newest, oldest) if oldest is not None else newest)
+
+
 async def oldest_retained(session: AsyncSession) -> EventPosition | None:
     """The prune watermark: the position of the newest event pruned so far (``None``
     when nothing was ever pruned). Every event after it is still in the log; a cursor

@@ -32,6 +32,8 @@ from collections.abc import Callable
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from runql.db.outages import LogLines, Outage
+
 log = logging.getLogger(__name__)
 
 #: The channel listeners LISTEN on; the payload is the newest event id committed.
@@ -47,6 +49,20 @@ DRAIN_SECONDS = 2.0
 
 #: Longest wait between two attempts while ``NOTIFY`` fails.
 MAX_BACKOFF_SECONDS = 5.0
+
+LINES = LogLines(
+    failed="event wake-up (NOTIFY) failed: %(cause)s; retrying with backoff, other servers "
+    "see new events at their next check meanwhile",
+    failed_again="event wake-up (NOTIFY) failed again (%(failures)d in a row): %(error)s",
+    recovered="event wake-ups (NOTIFY) recovered after %(failures)d failure(s)",
+)
+
+
+def backoff_seconds(failures: int) -> float:
+    """The wait after the ``failures``-th failed ``NOTIFY`` in a row: 0.1 s, doubling, at
+    most ``MAX_BACKOFF_SECONDS`` (short: a wake-up is only worth sending soon)."""
+    return min(MAX_BACKOFF_SECONDS, 0.05 * 2 ** min(failures, 32))
+
 
 _NOTIFY = text(f"SELECT pg_notify('{NOTIFY_CHANNEL}', :payload)")
 
@@ -66,7 +82,12 @@ class EventWakeups:
         self._local: list[LocalWakeup] = []
         self._unsent = 0  # newest id committed and not notified yet; 0: nothing to send
         self._task: asyncio.Task[None] | None = None
-        self.failures = 0
+        self._outage = Outage(log, LINES, backoff_seconds)
+
+    @property
+    def failures(self) -> int:
+        """Failed ``NOTIFY`` attempts in a row (0: none failing)."""
+        return self._outage.failures
 
     def add_local(self, wakeup: LocalWakeup) -> None:
         """Call ``wakeup`` after every commit that appended events (the process's
@@ -94,8 +115,9 @@ class EventWakeups:
     async def _send(self) -> None:
         """Until nothing is left to send: one ``NOTIFY`` with the newest id committed
         since the last one. Errors are logged once with their cause and retried with
-        backoff; a wake-up that never gets through is covered by the listeners' idle
-        re-check."""
+        backoff (``runql.db.outages``); a wake-up that never gets through is covered by
+        the listeners' idle re-check. Any error is retried, not only the database's: a
+        wake-up is never worth a dead sender."""
         assert self._engine is not None
         while self._unsent:
             newest, self._unsent = self._unsent, 0
@@ -104,20 +126,10 @@ class EventWakeups:
                     await connection.execute(_NOTIFY, {"payload": str(newest)})
                     await connection.commit()
             except Exception as exc:
-                self.failures += 1
                 self._unsent = max(self._unsent, newest)
-                if self.failures == 1:
-                    log.warning(
-                        "event wake-up (NOTIFY) failed: %s: %s; retrying with backoff, "
-                        "other servers see new events at their next check meanwhile",
-                        type(exc).__name__,
-                        exc,
-                    )
-                await asyncio.sleep(min(MAX_BACKOFF_SECONDS, 0.05 * 2**self.failures))
+                await self._outage.wait_after(exc)
                 continue
-            if self.failures:
-                log.info("event wake-ups (NOTIFY) recovered after %d failure(s)", self.failures)
-                self.failures = 0
+            self._outage.succeeded()
 
     async def drain(self) -> None:
         """Wait (at most ``DRAIN_SECONDS``) for the last wake-up to be sent: a short-lived

@@ -118,20 +118,36 @@ class _TextFormatter(logging.Formatter):
 
 
 def configure_logging(settings: Settings) -> None:
-    """Send the ``runql`` loggers to stderr as JSON (or text) lines. Idempotent: apps
-    built again (tests) replace the handler instead of stacking another."""
+    """Send the ``runql`` loggers to stderr as JSON (or text) lines, and what any library
+    logs at WARNING or above (strawberry, asyncio, uvicorn when it is given no logging
+    config of its own) in the same form: a server's stderr holds one format only.
+    Idempotent: apps built again (tests) replace the handlers instead of stacking more."""
     logger = logging.getLogger(LOGGER_NAME)
     logger.setLevel(settings.log_level.upper())
-    for handler in list(logger.handlers):
-        if getattr(handler, "runql", False):
-            logger.removeHandler(handler)
+    root = logging.getLogger()
+    for owner in (logger, root):
+        for handler in list(owner.handlers):
+            if getattr(handler, "runql", False):
+                owner.removeHandler(handler)
+    logger.addHandler(_handler(settings))
+    others = _handler(settings)
+    others.setLevel(logging.WARNING)
+    others.addFilter(_not_runql)  # runql's records have their own handler above
+    root.addHandler(others)
+
+
+def _handler(settings: Settings) -> logging.Handler:
     handler = logging.StreamHandler()
     handler.runql = True  # type: ignore[attr-defined]
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(_TextFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    logger.addHandler(handler)
+    return handler
+
+
+def _not_runql(record: logging.LogRecord) -> bool:
+    return not (record.name == LOGGER_NAME or record.name.startswith(LOGGER_NAME + "."))
 
 
 __all__ = [

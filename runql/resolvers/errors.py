@@ -40,6 +40,15 @@ class LimitExceeded(ClientError):
         super().__init__(f"{field} must be at most {limit}{got}", field=field, limit=limit)
 
 
+class SettingExceeded(ClientError):
+    """Over a server-side limit that no argument names: ``extensions.setting`` does."""
+
+    code = ErrorCode.LIMIT_EXCEEDED
+
+    def __init__(self, message: str, setting: str, limit: int) -> None:
+        super().__init__(f"{message} ({setting})", setting=setting, limit=limit)
+
+
 class Unauthenticated(ClientError):
     code = ErrorCode.UNAUTHENTICATED
 

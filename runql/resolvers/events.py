@@ -1,5 +1,5 @@
-"""Live updates: ``runEvents`` and ``jobsReady`` subscriptions, and the event cursor of a
-runs page (list-then-watch).
+"""Live updates: ``runEvents`` and ``jobsReady`` subscriptions (list-then-watch: a runs
+page's ``eventCursor`` is made in ``runql.resolvers.pagination``).
 
 ``runEvents`` registers with the process's event listener first (every event after the
 listener's position from then on is queued for it), then replays from the client's cursor
@@ -16,9 +16,10 @@ subscription of the process from one read of its runs and jobs and one read of t
 memberships of every subscriber's user (``SharedBatch.once``), three statements per batch
 however many subscribers; each subscription then filters that by its own viewer.
 
-Cursors are opaque and signed like the pagination cursors (``runql.resolvers.pagination``);
-one older than the retention (events after it were pruned) answers ``CURSOR_EXPIRED``
-rather than a silent gap.
+Cursors are opaque and signed like the pagination cursors, and live with them
+(``runql.resolvers.pagination``); one older than the retention (events after it were
+pruned) or ahead of the log (another database's, or from before a restore) answers
+``CURSOR_EXPIRED`` rather than a silent gap.
 """
 
 from __future__ import annotations
@@ -29,24 +30,24 @@ import datetime as dt
 import functools
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
-
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from runql.db import events as event_log
 from runql.db import live as live_queries
 from runql.db.enums import EventKind
-from runql.db.events import EventPosition, EventRow
+from runql.db.events import EventRow
 from runql.db.models import Job, Run
 from runql.error_codes import ErrorCode
 from runql.observe import metrics
 from runql.resolvers.checks import check_batch, check_text, parse_id
 from runql.resolvers.context import Context
-from runql.resolvers.errors import BadInput, ClientError, NotFound
-from runql.resolvers.pagination import Page, decode_cursor, encode_cursor
+from runql.resolvers.errors import ClientError, NotFound, SettingExceeded
+from runql.resolvers.pagination import (
+    check_not_pruned,
+    check_resumable,
+    decode_event_cursor,
+    encode_event_cursor,
+)
 from runql.tasks.event_listener import SYSTEM_VIEWER, EventListener, Queued, SharedBatch, Subscriber
-
-CURSOR_KIND = "events"
 
 #: Events read per replay statement (and so sent per batch while replaying).
 REPLAY_BATCH = 200
@@ -67,28 +68,7 @@ READY_KINDS = frozenset(
 #: the ready jobs.
 JOBS_READY_SPACING = 0.05
 
-SUBSCRIPTIONS_SETTING = "RUNQL_MAX_SUBSCRIPTIONS_PER_CONNECTION"
 BACKLOG_SETTING = "RUNQL_MAX_EVENT_BACKLOG"
-
-
-class CursorExpired(ClientError):
-    code = ErrorCode.CURSOR_EXPIRED
-
-    def __init__(self) -> None:
-        super().__init__(
-            "after: events after this cursor were pruned (RUNQL_EVENT_RETENTION_HOURS); "
-            "list again and subscribe with the list's eventCursor",
-            field="after",
-        )
-
-
-class SettingExceeded(ClientError):
-    """Over a server-side limit that no argument names: ``extensions.setting`` does."""
-
-    code = ErrorCode.LIMIT_EXCEEDED
-
-    def __init__(self, message: str, setting: str, limit: int) -> None:
-        super().__init__(f"{message} ({setting})", setting=setting, limit=limit)
 
 
 class ListenerDown(ClientError):
@@ -118,44 +98,6 @@ class JobsReadyItem:
     """What ``JobsReady`` shows: how many jobs the viewer could claim now (a hint)."""
 
     ready: int
-
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class WatchedPage(Page[T], Generic[T]):
-    """A page with the position to watch its list from (``RunConnection.eventCursor``)."""
-
-    event_cursor: str = ""
-
-    @classmethod
-    def of(cls, page: Page[T], event_cursor: str) -> WatchedPage[T]:
-        return cls(edges=page.edges, page_info=page.page_info, event_cursor=event_cursor)
-
-
-# --- cursors ---------------------------------------------------------------------------
-
-
-def encode_event_cursor(ctx: Context, position: EventPosition) -> str:
-    return encode_cursor(ctx.settings.secret_key, CURSOR_KIND, [position.txid, position.id])
-
-
-def decode_event_cursor(ctx: Context, cursor: str, argument: str) -> EventPosition:
-    value = decode_cursor(ctx.settings.secret_key, CURSOR_KIND, cursor, argument=argument)
-    try:
-        txid, event_id = value
-        if not (isinstance(txid, int) and isinstance(event_id, int)):
-            raise TypeError
-        return EventPosition(txid, event_id)
-    except (TypeError, ValueError):
-        raise BadInput(argument, "not a valid cursor") from None
-
-
-async def list_event_cursor(ctx: Context, session: AsyncSession) -> str:
-    """The ``eventCursor`` of a list: take it before reading the list's page, in the
-    same session, so subscribing with it gives every change the page may not show."""
-    return encode_event_cursor(ctx, await event_log.safe_position(session))
 
 
 # --- runEvents ---------------------------------------------------------------------------
@@ -204,26 +146,15 @@ def _listener(ctx: Context) -> EventListener:
 
 @contextlib.contextmanager
 def _subscription_slot(ctx: Context) -> Iterator[None]:
-    """Counts the subscription against its socket's limit, and in the metrics, while it
-    runs."""
-    socket = ctx.socket
-    limit = ctx.settings.max_subscriptions_per_connection
-    if socket is not None and socket.subscriptions >= limit:
-        raise SettingExceeded(
-            f"at most {limit} subscriptions may be open on one connection",
-            SUBSCRIPTIONS_SETTING,
-            limit,
-        )
+    """Counts the subscription in the metrics while it runs. (Its place among its
+    socket's subscriptions, ``RUNQL_MAX_SUBSCRIPTIONS_PER_CONNECTION``, was taken when
+    its message arrived: ``runql.resolvers.context.SocketState``.)"""
     app_metrics = metrics.current()
-    if socket is not None:
-        socket.subscriptions += 1
     if app_metrics is not None:
         app_metrics.subscription_opened()
     try:
         yield
     finally:
-        if socket is not None:
-            socket.subscriptions -= 1
         if app_metrics is not None:
             app_metrics.subscription_closed()
 
@@ -234,12 +165,6 @@ def _delivered(items: list[RunEventItem]) -> list[RunEventItem]:
     if app_metrics is not None and items:
         app_metrics.delivered(len(items))
     return items
-
-
-async def _check_not_expired(session: AsyncSession, after: EventPosition) -> None:
-    watermark = await event_log.oldest_retained(session)
-    if watermark is not None and after < watermark:
-        raise CursorExpired()
 
 
 async def _shown(ctx: Context, events: list[EventRow]) -> list[RunEventItem]:
@@ -397,7 +322,7 @@ async def run_events(
                 if start is None:
                     last = await event_log.safe_position(session)
                 else:
-                    await _check_not_expired(session, start)
+                    await check_resumable(session, start)
                     last = start
             while last < subscriber.start:  # replay what the listener read before us
                 async with ctx.db.read() as session:
@@ -409,7 +334,7 @@ async def run_events(
                         run_ids=wanted_runs,
                         limit=REPLAY_BATCH,
                     )
-                    await _check_not_expired(session, last)  # after the read: see docs
+                    await check_not_pruned(session, last)  # after the read: see docs
                 if subscriber.overflowed:
                     # Live events piled up while a long replay was sent: drop the queue
                     # and register again; the replay now runs up to the new start.
@@ -496,14 +421,9 @@ async def jobs_ready(ctx: Context, *, project: str | None) -> AsyncIterator[Jobs
 
 
 __all__ = [
-    "CursorExpired",
     "JobsReadyItem",
     "RunEventItem",
     "Subscriber",
-    "WatchedPage",
-    "decode_event_cursor",
-    "encode_event_cursor",
     "jobs_ready",
-    "list_event_cursor",
     "run_events",
 ]

@@ -1,8 +1,15 @@
-"""Opaque keyset cursors.
+"""Opaque cursors: the keyset cursors of the lists, and the event cursors that resume a
+``runEvents`` subscription (an event's ``cursor``, a runs page's ``eventCursor``).
 
 A cursor is base64url JSON ``{"k": kind, "v": position}`` followed by an HMAC tag, so a
 client cannot forge positions or pass a runs cursor to another list; both get a clear
 error instead of a wrong page.
+
+An event cursor must also point into *this* log: one older than the retention (the
+events after it were pruned) or ahead of the log (signed with the same key, but taken on
+another database, or before the database was restored from a backup) would resume with
+a silent gap, so both answer ``CURSOR_EXPIRED``: list again, subscribe with the new
+list's ``eventCursor``.
 """
 
 from __future__ import annotations
@@ -16,7 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from runql.resolvers.errors import BadInput, LimitExceeded
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from runql.db import events as event_log
+from runql.db.events import EventPosition
+from runql.error_codes import ErrorCode
+from runql.resolvers.context import Context
+from runql.resolvers.errors import BadInput, ClientError, LimitExceeded
 
 _TAG_BYTES = 16
 T = TypeVar("T")
@@ -105,3 +118,80 @@ class Page(Generic[T]):
                 end_cursor=edges[-1].cursor if edges else None,
             ),
         )
+
+
+@dataclass(frozen=True)
+class WatchedPage(Page[T], Generic[T]):
+    """A page with the position to watch its list from (``RunConnection.eventCursor``)."""
+
+    event_cursor: str = ""
+
+    @classmethod
+    def of(cls, page: Page[T], event_cursor: str) -> WatchedPage[T]:
+        return cls(edges=page.edges, page_info=page.page_info, event_cursor=event_cursor)
+
+
+# --- event cursors -----------------------------------------------------------------------
+
+EVENTS_KIND = "events"
+
+
+class CursorExpired(ClientError):
+    """The events after an event cursor are not all in the log: resuming would skip some."""
+
+    code = ErrorCode.CURSOR_EXPIRED
+
+    def __init__(self, why: str) -> None:
+        super().__init__(
+            f"after: {why}; list again and subscribe with the list's eventCursor",
+            field="after",
+        )
+
+    @classmethod
+    def pruned(cls) -> CursorExpired:
+        return cls("events after this cursor were pruned (RUNQL_EVENT_RETENTION_HOURS)")
+
+    @classmethod
+    def ahead(cls) -> CursorExpired:
+        return cls(
+            "this cursor is ahead of the event log (taken on another database, or before "
+            "the database was restored from a backup)"
+        )
+
+
+def encode_event_cursor(ctx: Context, position: EventPosition) -> str:
+    return encode_cursor(ctx.settings.secret_key, EVENTS_KIND, [position.txid, position.id])
+
+
+def decode_event_cursor(ctx: Context, cursor: str, argument: str) -> EventPosition:
+    value = decode_cursor(ctx.settings.secret_key, EVENTS_KIND, cursor, argument=argument)
+    try:
+        txid, event_id = value
+        if not (isinstance(txid, int) and isinstance(event_id, int)):
+            raise TypeError
+        return EventPosition(txid, event_id)
+    except (TypeError, ValueError):
+        raise BadInput(argument, "not a valid cursor") from None
+
+
+async def list_event_cursor(ctx: Context, session: AsyncSession) -> str:
+    """The ``eventCursor`` of a list: take it before reading the list's page, in the
+    same session, so subscribing with it gives every change the page may not show."""
+    return encode_event_cursor(ctx, await event_log.safe_position(session))
+
+
+async def check_resumable(session: AsyncSession, after: EventPosition) -> None:
+    """Raises ``CURSOR_EXPIRED`` unless every event after ``after`` is still to be read
+    from the log: not below the prune watermark, not past the log's end. One statement."""
+    bounds = await event_log.log_bounds(session)
+    if bounds.oldest_retained is not None and after < bounds.oldest_retained:
+        raise CursorExpired.pruned()
+    if after > bounds.newest:
+        raise CursorExpired.ahead()
+
+
+async def check_not_pruned(session: AsyncSession, after: EventPosition) -> None:
+    """Raises ``CURSOR_EXPIRED`` when events after ``after`` were pruned."""
+    watermark = await event_log.oldest_retained(session)
+    if watermark is not None and after < watermark:
+        raise CursorExpired.pruned()

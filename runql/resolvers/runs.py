@@ -18,9 +18,15 @@ from runql.db.runs import RunFilter, RunKey
 from runql.resolvers.checks import check_text, check_time, parse_id
 from runql.resolvers.context import Context
 from runql.resolvers.errors import BadInput, LimitExceeded
-from runql.resolvers.events import WatchedPage, list_event_cursor
 from runql.resolvers.loaders import MISSING, LatestJobsKey
-from runql.resolvers.pagination import Page, decode_cursor, encode_cursor, page_size
+from runql.resolvers.pagination import (
+    Page,
+    WatchedPage,
+    decode_cursor,
+    encode_cursor,
+    list_event_cursor,
+    page_size,
+)
 from runql.resolvers.status_message import needs_latest_terminated, run_status_message
 
 CURSOR_KIND = "runs"

@@ -30,8 +30,8 @@ freed; it ends with an error and resumes from its last cursor. Memory never grow
 slow client.
 
 Errors: like the lease sweeper, a database error does not end the task. It is logged
-once with its cause (``runql.tasks.periodic.describe``), retried with backoff, and logged
-once more on recovery; ``state`` says ``ok``, ``connecting`` or ``degraded`` for
+once with its cause, retried with backoff, and logged once more on recovery
+(``runql.db.outages.Outage``); ``state`` says ``ok``, ``connecting`` or ``degraded`` for
 ``/readyz``. Anything else is a bug: logged with its traceback, the task ends and
 ``state`` says ``stopped``.
 """
@@ -55,9 +55,10 @@ from runql.db import wakeups
 from runql.db.engine import Database
 from runql.db.enums import EventKind
 from runql.db.events import EventPosition, EventRow
+from runql.db.outages import EXPECTED_ERRORS, LogLines, Outage
 from runql.db.visibility import Viewer
 from runql.observe.metrics import Metrics
-from runql.tasks.periodic import EXPECTED_ERRORS, backoff_seconds, describe
+from runql.tasks.periodic import backoff_seconds
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,13 @@ PING_TIMEOUT_SECONDS = 5.0
 
 #: How long a failed connect or read waits before the next try, at most.
 MAX_BACKOFF_SECONDS = 30.0
+
+LINES = LogLines(
+    failed="event listener failed: %(cause)s; retrying with backoff, further failures "
+    "are logged at DEBUG until it recovers",
+    failed_again="event listener failed again (%(failures)d in a row): %(error)s",
+    recovered="event listener recovered after %(failures)d failed attempt(s)",
+)
 
 
 T = TypeVar("T")
@@ -241,8 +249,12 @@ class EventListener:
         self.position: EventPosition | None = None
         self.subscribers: set[Subscriber] = set()
         self.state = "stopped"
-        self.last_error: str | None = None
         self.reconnects = 0
+        self._outage = Outage(
+            log,
+            LINES,
+            lambda failures: min(backoff_seconds(self.poll_seconds, failures), MAX_BACKOFF_SECONDS),
+        )
         self._wake = asyncio.Event()
         self._notified_id = 0
         self._read_id = 0
@@ -374,9 +386,13 @@ class EventListener:
             return self.poll_seconds
         return self.idle_check_seconds
 
+    @property
+    def last_error(self) -> str | None:
+        """The cause of the outage going on, if any (``/readyz``)."""
+        return self._outage.cause
+
     async def run(self) -> None:
         """Until cancelled; see the module docstring for errors."""
-        failures = 0
         idle = False
         while True:
             try:
@@ -388,23 +404,12 @@ class EventListener:
                 self._wake.clear()
                 await self._catch_up()
             except EXPECTED_ERRORS as exc:
-                failures += 1
                 self.state = "degraded"
                 if self.metrics is not None:
                     self.metrics.listener_down()
-                self.last_error = describe(exc)
+                delay = self._outage.failed(exc)
                 await self._close_connection()
                 self._connection_lost = True
-                delay = backoff_seconds(self.poll_seconds, failures)
-                delay = min(delay, MAX_BACKOFF_SECONDS)
-                if failures == 1:
-                    log.warning(
-                        "event listener failed: %s; retrying with backoff, further failures "
-                        "are logged at DEBUG until it recovers",
-                        self.last_error,
-                    )
-                else:
-                    log.debug("event listener failed again (%d in a row): %s", failures, exc)
                 await asyncio.sleep(delay)
                 continue
             except Exception:
@@ -418,11 +423,8 @@ class EventListener:
                 for subscriber in list(self.subscribers):
                     subscriber.wake()
                 return
-            if failures:
-                log.info("event listener recovered after %d failed attempt(s)", failures)
-                failures = 0
+            self._outage.succeeded()
             self.state = "ok"
-            self.last_error = None
             if self.metrics is not None:
                 self.metrics.listener_up()
             try:

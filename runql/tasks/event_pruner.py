@@ -18,8 +18,9 @@ from collections.abc import Callable
 from runql.db import events as event_log
 from runql.db import live as live_queries
 from runql.db.engine import Database
+from runql.db.outages import LogLines
 from runql.db.types import utcnow
-from runql.tasks.periodic import LogLines, PeriodicTask
+from runql.tasks.periodic import PeriodicTask
 
 log = logging.getLogger(__name__)
 

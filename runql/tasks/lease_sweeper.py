@@ -23,9 +23,10 @@ from collections.abc import Callable
 
 from runql.db import lease_expiry
 from runql.db.engine import Database
+from runql.db.outages import LogLines
 from runql.db.types import utcnow
 from runql.observe.metrics import Metrics
-from runql.tasks.periodic import LogLines, PeriodicTask
+from runql.tasks.periodic import PeriodicTask
 
 log = logging.getLogger(__name__)
 

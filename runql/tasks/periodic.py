@@ -7,8 +7,9 @@ that died, pruning the event log) would silently stop until the server restarts.
 backs off (the interval, doubling per failure in a row, at most ``MAX_BACKOFF_SECONDS`` or
 ten intervals) and tries again. The failure is logged once, with its cause, when it
 starts, and once more when a step succeeds again; the retries in between log at DEBUG
-only, so an outage of hours is two lines, not thousands. Any other exception is a bug in
-the task: it is logged with its traceback and ends the task.
+only, so an outage of hours is two lines, not thousands (``runql.db.outages.Outage``, the
+rule every background loop of runql follows). Any other exception is a bug in the task: it
+is logged with its traceback and ends the task.
 
 Each task keeps what is its own: what a step does (its queries, locks and settings), its
 logger and the wording of its lines (:class:`LogLines`), and its metrics (the hooks).
@@ -19,31 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
-import asyncpg
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from runql.db.outages import EXPECTED_ERRORS, LogLines, Outage, describe
 
 T = TypeVar("T")
-
-#: What a step may meet and survive: any error of the database or of the way to it.
-#: SQLAlchemy wraps most driver errors, but not all of them the same way (a statement
-#: timeout or a deadlock on asyncpg arrives as a plain ``DBAPIError``), and a few driver
-#: and socket errors escape unwrapped, so the whole families are listed. Anything else is
-#: a bug and ends the task loudly.
-EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
-    SQLAlchemyError,
-    OSError,  # ConnectionError and TimeoutError (asyncio's too) are OSErrors
-    ConnectionError,
-    TimeoutError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    sqlite3.Error,
-)
 
 #: Longest wait between retries while the database keeps failing.
 MAX_BACKOFF_SECONDS = 60.0
@@ -55,29 +37,6 @@ def backoff_seconds(interval_seconds: float, failures: int) -> float:
     whichever is less (but never below one interval)."""
     cap = max(interval_seconds, min(MAX_BACKOFF_SECONDS, 10 * interval_seconds))
     return min(cap, interval_seconds * 2 ** min(max(failures - 1, 0), 32))
-
-
-def describe(exc: BaseException) -> str:
-    """The error for the log: its type and the driver's own error (what the database
-    said), without the SQL text SQLAlchemy appends to its message."""
-    if isinstance(exc, DBAPIError) and exc.orig is not None:
-        driver = exc.orig.__cause__ or exc.orig  # asyncpg's error behind the DB-API adapter
-        kind = f"{type(driver).__module__}.{type(driver).__name__}"
-        return f"{type(exc).__name__} ({kind}): {str(driver).strip()}"
-    return f"{type(exc).__name__}: {exc}"
-
-
-@dataclass(frozen=True)
-class LogLines:
-    """What a task says about its health, in its own words. Templates in ``%``-style with
-    names: ``cause`` (the error, :func:`describe`), ``error`` (the error's own text),
-    ``failures`` (in a row), ``delay`` (seconds until the next try) and ``max_delay`` (the
-    longest backoff of the task)."""
-
-    failed: str  # WARNING: the first failure of an outage
-    failed_again: str  # DEBUG: each further failure in a row
-    recovered: str  # INFO: the first success after failures
-    stopped: str  # ERROR, with the traceback: a bug ended the task (no placeholders)
 
 
 class PeriodicTask(Generic[T]):
@@ -129,39 +88,22 @@ class PeriodicTask(Generic[T]):
 
     async def run(self) -> None:
         """Step every interval until cancelled."""
-        failures = 0
+        outage = Outage(
+            self.log, self.lines, lambda failures: self.backoff(self.interval_seconds, failures)
+        )
         while True:
             try:
                 result = await self.run_once()
             except EXPECTED_ERRORS as exc:
-                failures += 1
-                delay = self.backoff(self.interval_seconds, failures)
-                facts = self._facts(exc, failures, delay)
-                if failures == 1:
-                    self.log.warning(self.lines.failed, facts)
-                else:
-                    self.log.debug(self.lines.failed_again, facts)
-                await asyncio.sleep(delay)
+                await outage.wait_after(exc)
                 continue
             except Exception:
                 self.log.exception(self.lines.stopped)
                 return
-            if failures:
-                self.log.info(self.lines.recovered, {"failures": failures})
-                failures = 0
+            outage.succeeded()
             if self.report is not None:
                 self.report(result)
             await asyncio.sleep(self.interval_seconds)
-
-    def _facts(self, exc: BaseException, failures: int, delay: float) -> dict[str, Any]:
-        """What a failure line may name (``LogLines``)."""
-        return {
-            "cause": describe(exc),
-            "error": exc,
-            "failures": failures,
-            "delay": delay,
-            "max_delay": self.backoff(self.interval_seconds, 64),
-        }
 
     @property
     def running(self) -> bool:

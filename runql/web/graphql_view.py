@@ -51,8 +51,7 @@ from runql.db.engine import Database
 from runql.error_codes import ErrorCode
 from runql.observe import metrics, tracing
 from runql.observe.logs import RequestLog, current_request, request_scope
-from runql.resolvers.auth import authenticate
-from runql.resolvers.context import Context
+from runql.resolvers.context import Context, operation_context
 from runql.schema.extensions.errors import public_errors
 from runql.settings import Settings
 from runql.tasks.event_listener import EventListener
@@ -198,6 +197,10 @@ class RunqlGraphQL(GraphQL[Context, None]):
             schema,
             graphql_ide="graphiql" if settings.graphiql else None,
             allowed_origins=settings.cors_origins,
+            # strawberry's own cap (100 operations in flight per socket) would refuse
+            # with a bare error; runql counts them itself, against its setting, from the
+            # moment each arrives (``runql.web.websocket``).
+            max_subscriptions_per_connection=None,
         )
         self.db = db
         self.settings = settings
@@ -386,13 +389,11 @@ class RunqlGraphQL(GraphQL[Context, None]):
         builds one per operation from it)."""
         if isinstance(request, WebSocket):
             return connection_context(self.db, self.settings, request, self.events)
-        viewer = await authenticate(self.db, request.headers.get("authorization"))
-        request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex
-        return Context(
-            db=self.db,
-            settings=self.settings,
-            viewer_or_none=viewer,
-            request_id=request_id,
+        return await operation_context(
+            self.db,
+            self.settings,
+            authorization=request.headers.get("authorization"),
+            request_id=getattr(request.state, "request_id", None) or uuid.uuid4().hex,
             request=request,
             response=response,
             events=self.events,

@@ -79,6 +79,9 @@ def serve(
         port=port,
         workers=workers,
         log_level="warning",
+        # No logging config of uvicorn's own: its loggers reach the root logger, which
+        # runql's configure_logging gives the JSON handler (one format on stderr).
+        log_config=None,
         ws_max_size=ws_max_size,
         ws_per_message_deflate=ws_compression,
     )

@@ -25,6 +25,11 @@ HTTP enforces. So here:
   ``runql serve`` also caps frames in uvicorn (:func:`max_frame_bytes`), so a frame far
   over the limit is not even read.
 
+A socket that closes under a running operation (the client went away, or the server is
+stopping and closed every socket) is expected: the operation's next message ends it
+quietly (:class:`SocketClosed`), without a traceback. Anything else an operation raises
+goes to the JSON log (``runql.web.websocket``), not to strawberry's plain-text logger.
+
 strawberry reads the context from ``handler.context`` when it starts an operation; the
 handlers below make that attribute the running operation's context (a context variable
 set in the operation's task) and the connection's everywhere else, so strawberry's own
@@ -34,6 +39,7 @@ operation code runs unchanged.
 from __future__ import annotations
 
 import contextvars
+import logging
 import uuid
 from collections.abc import AsyncGenerator, Iterator
 from contextlib import contextmanager
@@ -42,8 +48,13 @@ from typing import Any
 
 from graphql import GraphQLError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocketDisconnected as StarletteSocketGone
 from strawberry.asgi import ASGIWebSocketAdapter
-from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
+from strawberry.http.exceptions import (
+    NonJsonMessageReceived,
+    NonTextMessageReceived,
+    WebSocketDisconnected,
+)
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
@@ -58,11 +69,13 @@ from strawberry.subscriptions.protocols.graphql_ws.types import OperationMessage
 from runql.db.engine import Database
 from runql.error_codes import ErrorCode
 from runql.observe.logs import RequestLog, current_request, request_scope
-from runql.resolvers.auth import authenticate
-from runql.resolvers.context import Context, SocketState
+from runql.resolvers.context import Context, Place, SocketState, operation_context
+from runql.resolvers.errors import SettingExceeded
 from runql.schema.extensions.errors import public_errors
 from runql.settings import Settings
 from runql.tasks.event_listener import EventListener
+
+logger = logging.getLogger(__name__)
 
 LIMIT_SETTING = "RUNQL_MAX_BODY_BYTES"
 MESSAGE_TOO_BIG = 1009  # RFC 6455 close code
@@ -70,6 +83,18 @@ MESSAGE_TOO_BIG = 1009  # RFC 6455 close code
 _operation_context: contextvars.ContextVar[Context | None] = contextvars.ContextVar(
     "runql_ws_operation_context", default=None
 )
+
+
+class SocketClosed(WebSocketDisconnected):
+    """A message could not be sent: the socket has closed. Expected (a client that went
+    away, a server that is stopping); ends the operation that sent it, quietly. A
+    strawberry ``WebSocketDisconnected``, so its loops treat it as the end of the socket."""
+
+
+#: What sending on a closed socket raises, depending on who noticed first: strawberry,
+#: starlette (before and after it marked the socket disconnected) or the server (uvicorn's
+#: ``ClientDisconnected`` is an ``OSError``).
+_CLOSED_ERRORS = (WebSocketDisconnected, WebSocketDisconnect, StarletteSocketGone, OSError)
 
 
 def max_frame_bytes(max_body_bytes: int) -> int:
@@ -89,19 +114,22 @@ def connection_authorization(connection: Context) -> str | None:
     return request.headers.get("authorization") if request is not None else None
 
 
-async def operation_context(connection: Context, request_id: str) -> Context:
-    """A fresh context for one operation on the socket ``connection`` describes."""
-    viewer = await authenticate(connection.db, connection_authorization(connection))
-    return Context(
-        db=connection.db,
-        settings=connection.settings,
-        viewer_or_none=viewer,
+async def socket_operation_context(
+    connection: Context, request_id: str, place: Place | None = None
+) -> Context:
+    """A fresh context for one operation on the socket ``connection`` describes, built
+    like an HTTP request's (``runql.resolvers.context.operation_context``)."""
+    return await operation_context(
+        connection.db,
+        connection.settings,
+        authorization=connection_authorization(connection),
         request_id=request_id,
         request=connection.request,
         response=connection.response,
-        connection_params=connection.connection_params,
         events=connection.events,
+        connection_params=connection.connection_params,
         socket=connection.socket,
+        place=place,
     )
 
 
@@ -152,11 +180,44 @@ class RunqlWebSocketAdapter(ASGIWebSocketAdapter):
 
 class _PerOperation:
     """What both protocols' handlers share: ``context`` is the running operation's
-    context inside an operation's task and the connection's elsewhere."""
+    context inside an operation's task and the connection's elsewhere; each operation's
+    place among the socket's subscriptions (``places``, by operation id)."""
 
     websocket: Any
     view: Any
     _connection: Context
+    _places: dict[str, Place] | None = None
+
+    @property
+    def places(self) -> dict[str, Place]:
+        if self._places is None:
+            self._places = {}
+        return self._places
+
+    def _take_place(self, operation_id: str) -> SettingExceeded | None:
+        """Takes the arriving operation's place on the socket, or returns the
+        ``LIMIT_EXCEEDED`` refusal to answer instead (nothing runs)."""
+        socket = self._connection.socket
+        if socket is None:
+            return None
+        try:
+            place = socket.take_place(self._connection.settings.max_subscriptions_per_connection)
+        except SettingExceeded as refusal:
+            self._log_refusal(refusal)
+            return refusal
+        self._release(operation_id)  # a reused id: the old operation's place is gone
+        self.places[operation_id] = place
+        return None
+
+    def _release(self, operation_id: str, place: Place | None = None) -> None:
+        """Gives back the place of ``operation_id`` (only if it is still ``place``, when
+        given: the id may have been reused by a newer operation meanwhile)."""
+        held = self.places.get(operation_id)
+        if held is not None and (place is None or held is place):
+            del self.places[operation_id]
+            held.release()
+        if place is not None:
+            place.release()
 
     @property
     def context(self) -> Context:
@@ -190,11 +251,12 @@ class _PerOperation:
         with self._operation_log() as log:
             log.error_codes = _error_codes([error.formatted])
 
-    async def _enter_operation(self, log: RequestLog) -> GraphQLError | None:
+    async def _enter_operation(self, log: RequestLog, operation_id: str) -> GraphQLError | None:
         """Installs this task's operation context. When that fails (the token lookup
         raised: an outage), returns the masked error to answer instead."""
+        place = self.places.get(operation_id)
         try:
-            context = await operation_context(self._connection, log.request_id)
+            context = await socket_operation_context(self._connection, log.request_id, place)
         except Exception as exc:
             [error] = public_errors([GraphQLError(str(exc), original_error=exc)], log.request_id)
             return error
@@ -214,9 +276,26 @@ class _PerOperation:
         return error
 
     def _log_error_codes(self, errors: object) -> None:
-        log = current_request()
-        if log is not None:
-            log.error_codes += _error_codes(errors)
+        request_log = current_request()
+        if request_log is not None:
+            request_log.error_codes += _error_codes(errors)
+
+    async def _send_or_closed(self, send: Any, message: Any) -> None:
+        """``await send(message)``; :class:`SocketClosed` when the socket has closed."""
+        try:
+            await send(message)
+        except SocketClosed:
+            raise
+        except _CLOSED_ERRORS as exc:
+            raise SocketClosed(str(exc)) from exc
+
+    async def handle_task_exception(self, error: Exception) -> None:
+        """strawberry's hook for an error that ended an operation: a closed socket is no
+        news; anything else is logged with its traceback, as JSON, under the operation's
+        request id."""
+        if isinstance(error, SocketClosed):
+            return
+        logger.error("WebSocket operation failed unexpectedly", exc_info=error)
 
 
 class TransportWSHandler(_PerOperation, BaseGraphQLTransportWSHandler[Context, None]):
@@ -231,32 +310,47 @@ class TransportWSHandler(_PerOperation, BaseGraphQLTransportWSHandler[Context, N
         await super().handle_message(message)
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        if not self.connection_acknowledged or message["id"] in self.operations:
+            await super().handle_subscribe(message)  # strawberry closes the socket
+            return
         error = self._oversized()
-        if error is None or not self.connection_acknowledged:
+        if error is not None:
+            self._log_refusal(error)
+        else:
+            error = self._take_place(message["id"])
+        if error is None:
             await super().handle_subscribe(message)
             return
-        if message["id"] in self.operations:
-            await super().handle_subscribe(message)  # strawberry closes: duplicate id
-            return
-        self._log_refusal(error)
         await self.send_message(
             {"id": message["id"], "type": "error", "payload": [error.formatted]}
         )
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
-        with self._operation_log() as log:
-            error = await self._enter_operation(log) or self._untrusted(operation.query)
-            if error is not None:
-                await operation.send_initial_errors([error])
-                return
-            await super().run_operation(operation)
+        place = self.places.get(operation.id)
+        try:
+            with self._operation_log() as log:
+                error = await self._enter_operation(log, operation.id) or self._untrusted(
+                    operation.query
+                )
+                if error is not None:
+                    await operation.send_initial_errors([error])
+                    return
+                await super().run_operation(operation)
+        except SocketClosed:
+            pass  # the client or the server closed the socket: nothing to tell anyone
+        finally:
+            self._release(operation.id, place)
+
+    async def cleanup_operation(self, operation_id: str) -> None:
+        self._release(operation_id)
+        await super().cleanup_operation(operation_id)
 
     async def send_message(self, message: TransportWSMessage) -> None:
         if message["type"] == "next":
             self._log_error_codes(message["payload"].get("errors"))
         elif message["type"] == "error":
             self._log_error_codes(message["payload"])
-        await super().send_message(message)
+        await self._send_or_closed(super().send_message, message)
 
 
 class GraphQLWSHandler(_PerOperation, BaseGraphQLWSHandler[Context, None]):
@@ -270,12 +364,24 @@ class GraphQLWSHandler(_PerOperation, BaseGraphQLWSHandler[Context, None]):
         await super().handle_message(message)
 
     async def handle_start(self, message: StartMessage) -> None:
+        if not self.connection_acknowledged:
+            await super().handle_start(message)  # strawberry closes the socket
+            return
+        if message["id"] in self.tasks:  # strawberry would end it first: so do we
+            await self.cleanup_operation(message["id"])
         error = self._oversized()
-        if error is None or not self.connection_acknowledged:
+        if error is not None:
+            self._log_refusal(error)
+        else:
+            error = self._take_place(message["id"])
+        if error is None:
             await super().handle_start(message)
             return
-        self._log_refusal(error)
         await self.send_message({"type": "error", "id": message["id"], "payload": error.formatted})
+
+    async def cleanup_operation(self, operation_id: str) -> None:
+        self._release(operation_id)
+        await super().cleanup_operation(operation_id)
 
     async def handle_async_results(
         self,
@@ -284,23 +390,27 @@ class GraphQLWSHandler(_PerOperation, BaseGraphQLWSHandler[Context, None]):
         operation_name: str | None,
         variables: dict[str, object] | None,
     ) -> None:
-        with self._operation_log() as log:
-            error = await self._enter_operation(log) or self._untrusted(query)
-            if error is not None:
-                await self.send_message(
-                    {"type": "error", "id": operation_id, "payload": error.formatted}
-                )
-                await self.send_message({"type": "complete", "id": operation_id})
-                self.tasks.pop(operation_id, None)
-                return
-            await super().handle_async_results(operation_id, query, operation_name, variables)
+        place = self.places.get(operation_id)
+        try:
+            with self._operation_log() as log:
+                error = await self._enter_operation(log, operation_id) or self._untrusted(query)
+                if error is not None:
+                    await self.send_message(
+                        {"type": "error", "id": operation_id, "payload": error.formatted}
+                    )
+                    await self.send_message({"type": "complete", "id": operation_id})
+                    self.tasks.pop(operation_id, None)
+                    return
+                await super().handle_async_results(operation_id, query, operation_name, variables)
+        finally:
+            self._release(operation_id, place)
 
     async def send_message(self, message: OperationMessage) -> None:
         if message["type"] == "data":
             self._log_error_codes(message["payload"].get("errors"))
         elif message["type"] == "error":
             self._log_error_codes(message["payload"])
-        await super().send_message(message)
+        await self._send_or_closed(super().send_message, message)
 
 
 def connection_context(
@@ -321,9 +431,10 @@ def connection_context(
 __all__ = [
     "GraphQLWSHandler",
     "RunqlWebSocketAdapter",
+    "SocketClosed",
     "TransportWSHandler",
     "connection_authorization",
     "connection_context",
     "max_frame_bytes",
-    "operation_context",
+    "socket_operation_context",
 ]

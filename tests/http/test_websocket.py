@@ -15,6 +15,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import delete, func, select, update
 from websockets.asyncio.client import ClientConnection, connect
@@ -269,3 +270,33 @@ async def test_the_legacy_graphql_ws_protocol_has_the_same_limit_and_a_log_line_
     lines = [r for r in caplog.records if r.name == "runql.request"]
     assert len({r.request_id for r in lines}) == len(lines) == 2  # type: ignore[attr-defined]
     assert lines[1].error_codes == ["LIMIT_EXCEEDED"]  # type: ignore[attr-defined]
+
+
+async def test_an_operation_meets_the_same_context_and_limits_over_http_and_the_socket(
+    db: Database, settings: Settings, factory: Factory
+) -> None:
+    """Both transports build an operation's context with one function
+    (``runql.resolvers.context.operation_context``): over HTTP and over a socket of the
+    same server, a document sees the same viewer and meets the same limits (an argument
+    limit and a document limit)."""
+    limited = dataclasses.replace(settings, max_page_size=3, max_query_depth=4)
+    user, _ = await factory.user_in_project()
+    over_page = "{ runs(first: 4) { edges { node { name } } } }"
+    too_deep = "{ runs { edges { node { project { name } } } } }"
+    answers: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    async with serving(limited, db) as url, socket(url, header_token=user.token) as sock:
+        base = url.replace("ws://", "http://").removesuffix("/graphql")
+        async with httpx.AsyncClient(base_url=base) as http:
+            for query in (ME, over_page, too_deep):
+                response = await http.post(
+                    "/graphql",
+                    json={"query": query},
+                    headers={"Authorization": f"Bearer {user.token}"},
+                )
+                answers[query] = (response.json(), await sock.execute(query))
+    for query, (over_http, over_ws) in answers.items():
+        # (over HTTP a request error still carries ``data: null``, as JSON clients expect)
+        assert over_http.get("errors") == over_ws.get("errors"), query
+        assert over_http.get("data") == over_ws.get("data"), query
+    assert answers[ME][1] == {"data": {"me": {"name": "alice"}}}
+    assert codes(answers[over_page][1]) == codes(answers[too_deep][1]) == ["LIMIT_EXCEEDED"]

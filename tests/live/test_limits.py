@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import json
 from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
 
 from runql.db.engine import Database
 from runql.settings import Settings
@@ -34,14 +39,7 @@ async def test_subscriptions_per_connection_are_limited(
         await ws.subscribe(JOBS_READY)
         await until(lambda: len(server.app.state.event_listener.subscribers) == 2)
         third = await ws.subscribe(RUN_EVENTS)
-        message = await ws.message(third)
-        error = message["payload"]["errors"][0]
-        assert error["extensions"] == {
-            "code": "LIMIT_EXCEEDED",
-            "setting": "RUNQL_MAX_SUBSCRIPTIONS_PER_CONNECTION",
-            "limit": 2,
-        }, error
-        assert (await ws.message(third))["type"] == "complete"
+        assert _refusal(await ws.message(third), limit=2)
         # Another socket has its own allowance; ending one frees a place on this one.
         async with socket(server.ws_url, alice.token) as other:
             op = await other.subscribe(RUN_EVENTS)
@@ -52,6 +50,53 @@ async def test_subscriptions_per_connection_are_limited(
         await ws.nothing(again, 0.2)
         await server.gql(alice.token, SUBMIT, submit_input("vision"))
         assert (await ws.next(again))["runEvents"]["kind"] == "RUN_SUBMITTED"
+
+
+ME = "query { me { name } }"
+
+
+def _refusal(message: dict[str, Any], *, limit: int) -> bool:
+    """``message`` refuses a subscription over the per-connection limit, as every such
+    refusal does: one ``error`` message, ``LIMIT_EXCEEDED`` naming the setting."""
+    assert message["type"] == "error", message
+    [error] = message["payload"]
+    assert error["extensions"] == {
+        "code": "LIMIT_EXCEEDED",
+        "setting": "RUNQL_MAX_SUBSCRIPTIONS_PER_CONNECTION",
+        "limit": limit,
+    }, error
+    assert "RUNQL_MAX_SUBSCRIPTIONS_PER_CONNECTION" in error["message"]
+    return True
+
+
+@pytest.mark.parametrize("limit", [3, 110])
+async def test_a_burst_of_subscriptions_is_refused_past_the_limit_each_naming_it(
+    db: Database, settings: Settings, factory: Factory, limit: int
+) -> None:
+    """Subscriptions sent at once, none waiting for the one before: each counts from the
+    moment it arrives, so exactly ``limit`` run and every other one is refused the same
+    way (strawberry's own cap of 100 operations in flight, with its bare "Subscription
+    limit reached", never answers)."""
+    alice, _ = await factory.user_in_project()
+    limited = dataclasses.replace(settings, max_subscriptions_per_connection=limit)
+    extra = 12
+    async with serving(limited, db) as server, socket(server.ws_url, alice.token) as ws:
+        ops = [await ws.subscribe(JOBS_READY) for _ in range(limit + extra)]
+        # Places go in the order the messages arrive: the first ``limit`` run.
+        running, refused = ops[:limit], ops[limit:]
+        for op in refused:
+            assert _refusal(await ws.message(op), limit=limit)
+        await until(lambda: len(server.app.state.event_listener.subscribers) == limit)
+        # (jobsReady answers at once only when jobs are ready: none are)
+        await asyncio.gather(*(ws.nothing(op, 0.3) for op in running))
+        # A full socket refuses any operation alike (its type is not known on arrival);
+        # ending a subscription frees a place, and a query gives its own back once it is
+        # known to be one: queries then run however many come.
+        assert _refusal(await ws.message(await ws.subscribe(ME)), limit=limit)
+        await ws.complete(running[0])
+        await until(lambda: len(server.app.state.event_listener.subscribers) == limit - 1)
+        for _ in range(3):
+            assert (await ws.next(await ws.subscribe(ME))) == {"me": {"name": "alice"}}
 
 
 async def test_a_consumer_too_far_behind_is_cut_off_and_resumes_from_its_cursor(
@@ -109,3 +154,33 @@ def _event(i: int) -> Any:
     return EventRow(
         EventPosition(0, i), EventKind.RUN_SUBMITTED, dt.datetime.now(dt.UTC), 1, i, None
     )
+
+
+async def test_the_legacy_protocol_refuses_a_burst_past_the_limit_the_same_way(
+    db: Database, settings: Settings, factory: Factory
+) -> None:
+    """graphql-ws (the legacy protocol) counts and refuses like graphql-transport-ws,
+    past strawberry's own cap of 100 too."""
+    alice, _ = await factory.user_in_project()
+    limit, extra = 104, 6
+    limited = dataclasses.replace(settings, max_subscriptions_per_connection=limit)
+    headers = {"Authorization": f"Bearer {alice.token}"}
+    async with (
+        serving(limited, db) as server,
+        connect(server.ws_url, subprotocols=["graphql-ws"], additional_headers=headers) as ws,  # type: ignore[list-item]
+    ):
+        await ws.send(json.dumps({"type": "connection_init"}))
+        assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+        for op in range(limit + extra):
+            start = {"id": str(op), "type": "start", "payload": {"query": JOBS_READY}}
+            await ws.send(json.dumps(start))
+        refusals = [json.loads(await asyncio.wait_for(ws.recv(), 30)) for _ in range(extra)]
+        await until(lambda: len(server.app.state.event_listener.subscribers) == limit)
+    assert sorted(int(r["id"]) for r in refusals) == list(range(limit, limit + extra))
+    for refusal in refusals:
+        assert refusal["type"] == "error", refusal
+        assert refusal["payload"]["extensions"] == {
+            "code": "LIMIT_EXCEEDED",
+            "setting": "RUNQL_MAX_SUBSCRIPTIONS_PER_CONNECTION",
+            "limit": limit,
+        }

@@ -79,7 +79,7 @@ async def _cursor_before(server: Any) -> str:
     """A cursor before every event, signed with the server's key."""
     from runql.db.events import START
     from runql.resolvers.context import Context
-    from runql.resolvers.events import encode_event_cursor
+    from runql.resolvers.pagination import encode_event_cursor
 
     app = server.app
     ctx = Context(db=app.state.db, settings=app.state.settings, viewer_or_none=None)

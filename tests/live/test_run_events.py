@@ -130,7 +130,7 @@ async def test_replay_and_live_meet_without_gap_or_duplicate_while_writes_go_on(
 async def _cursor_before(db: Database, settings: Settings) -> str:
     """A cursor before every event (what a client resuming from the start holds)."""
     from runql.resolvers.context import Context
-    from runql.resolvers.events import encode_event_cursor
+    from runql.resolvers.pagination import encode_event_cursor
 
     ctx = Context(db=db, settings=settings, viewer_or_none=None)
     return encode_event_cursor(ctx, event_log.START)
@@ -160,6 +160,42 @@ async def test_a_cursor_older_than_the_retention_answers_cursor_expired(
         assert (await ws.events(fine, 1))[0]["kind"] == "RUN_SUBMITTED"
         forged = await ws.subscribe(RUN_EVENTS, {"after": cursors[2][:-3] + "AAA"})
         assert await ws.error_codes(forged) == ["BAD_USER_INPUT"]
+
+
+async def test_a_cursor_ahead_of_the_log_answers_cursor_expired(
+    db: Database, settings: Settings, factory: Factory
+) -> None:
+    """A cursor signed with this server's key but past the end of its log (taken on
+    another database, or before a restore) would skip every event up to it: refused,
+    naming the reason, while the newest real cursor still resumes."""
+    from runql.resolvers.context import Context
+    from runql.resolvers.pagination import encode_event_cursor
+
+    alice, _ = await factory.user_in_project()
+    async with serving(settings, db) as server, socket(server.ws_url, alice.token) as ws:
+        op = await ws.subscribe(RUN_EVENTS, {"project": "vision"})
+        await ws.nothing(op, 0.2)
+        await server.gql(alice.token, SUBMIT, submit_input("vision", name="here"))
+        [newest] = await ws.events(op, 1)
+        async with db.read() as session:
+            end = (await event_log.log_bounds(session)).newest
+        if db.is_sqlite:  # ids further on than this log ever went
+            ahead = event_log.EventPosition(0, end.id + 1000)
+        else:  # a transaction id this cluster has not reached
+            ahead = event_log.EventPosition(end.txid + 1000, 1)
+        ctx = Context(db=db, settings=settings, viewer_or_none=None)
+        refused = await ws.subscribe(RUN_EVENTS, {"after": encode_event_cursor(ctx, ahead)})
+        message = await ws.message(refused)
+        assert message["type"] in ("next", "error"), message
+        errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
+        [error] = errors
+        assert error["extensions"]["code"] == "CURSOR_EXPIRED", error
+        assert error["extensions"]["field"] == "after"
+        assert "ahead of the event log" in error["message"]
+        fine = await ws.subscribe(RUN_EVENTS, {"after": newest["cursor"]})
+        await ws.nothing(fine, 0.3)
+        await server.gql(alice.token, SUBMIT, submit_input("vision", name="later"))
+        assert (await ws.events(fine, 1))[0]["kind"] == "RUN_SUBMITTED"
 
 
 async def test_events_follow_current_visibility(

@@ -16,10 +16,10 @@ from runql.db.engine import Database, record_statements
 from runql.db.enums import JobStatus, RunStatus, TerminationReason
 from runql.db.lifecycle import JobDefinition
 from runql.db.models import Run
+from runql.db.outages import EXPECTED_ERRORS
 from runql.db.types import utcnow
 from runql.settings import Settings
 from runql.tasks.lease_sweeper import LeaseSweeper
-from runql.tasks.periodic import EXPECTED_ERRORS
 from runql.web.app import create_app
 from tests.factories import Factory, GraphQLClient
 from tests.runner.helpers import claim, complete, completion, job_rows, renew, run_row, run_state

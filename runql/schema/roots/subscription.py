@@ -39,7 +39,8 @@ class Subscription:
             "Changes of the runs the viewer can see, oldest first. Without `after`: from now "
             "on. With `after` (an event's cursor, or a runs list's eventCursor): every later "
             "change first, then live ones, with no gap and no duplicate. A cursor older "
-            "than the retention answers CURSOR_EXPIRED: list again."
+            "than the retention, or ahead of the event log (another database's), answers "
+            "CURSOR_EXPIRED: list again."
         )
     )
     def run_events(
