@@ -25,7 +25,7 @@ import pytest
 from runql.db.engine import Database
 from runql.settings import Settings
 from tests.factories import Factory
-from tests.http.test_websocket import serving
+from tests.inloop import serving
 
 PACKAGE = Path(__file__).parents[1] / "apollo_link"
 # The text Apollo Client sends for `query Me { me { name } }`: printed, with __typename.
@@ -60,8 +60,8 @@ def _node() -> str:
 
 async def _link(settings: Settings, db: Database, token: str, method: str) -> dict[str, Any]:
     node = _node()
-    async with serving(settings, db) as ws_url:
-        url = ws_url.replace("ws://", "http://", 1)
+    async with serving(settings, db) as server:
+        url = server.http_url + "/graphql"
         process = await asyncio.create_subprocess_exec(
             node,
             "apq.mjs",

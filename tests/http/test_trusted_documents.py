@@ -27,7 +27,8 @@ from runql.settings import Settings
 from runql.web.graphql_view import GRAPHQL_RESPONSE_JSON
 from runql.web.manifest import ManifestError, load_manifest
 from tests.factories import Factory
-from tests.http.test_websocket import serving, socket
+from tests.inloop import serving
+from tests.wsclient import socket
 
 ClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
@@ -169,8 +170,8 @@ async def test_websocket_operations_are_held_to_the_manifest(
     trusted = Settings(**{**settings.__dict__, "trusted_documents": manifest})
     subscription = "subscription { jobsReady { project } }"
     async with (
-        serving(trusted, db) as url,
-        socket(url, init={"Authorization": f"Bearer {alice.token}"}) as sock,
+        serving(trusted, db) as server,
+        socket(server.ws_url, alice.token) as sock,
     ):
         ok = await sock.execute(ME)
         refused = await sock.execute(UNTRUSTED)

@@ -284,16 +284,18 @@ async def test_an_operation_meets_the_same_context_and_limits_over_http_and_the_
     over_page = "{ runs(first: 4) { edges { node { name } } } }"
     too_deep = "{ runs { edges { node { project { name } } } } }"
     answers: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
-    async with serving(limited, db) as url, socket(url, header_token=user.token) as sock:
-        base = url.replace("ws://", "http://").removesuffix("/graphql")
-        async with httpx.AsyncClient(base_url=base) as http:
-            for query in (ME, over_page, too_deep):
-                response = await http.post(
-                    "/graphql",
-                    json={"query": query},
-                    headers={"Authorization": f"Bearer {user.token}"},
-                )
-                answers[query] = (response.json(), await sock.execute(query))
+    async with (
+        serving(limited, db) as server,
+        socket(server.ws_url, header_token=user.token) as sock,
+        httpx.AsyncClient(base_url=server.http_url) as http,
+    ):
+        for query in (ME, over_page, too_deep):
+            response = await http.post(
+                "/graphql",
+                json={"query": query},
+                headers={"Authorization": f"Bearer {user.token}"},
+            )
+            answers[query] = (response.json(), await sock.execute(query))
     for query, (over_http, over_ws) in answers.items():
         # (over HTTP a request error still carries ``data: null``, as JSON clients expect)
         assert over_http.get("errors") == over_ws.get("errors"), query
