@@ -39,6 +39,7 @@ from runql.clients.api import (
     Endpoint,
     Unreachable,
 )
+from runql.clients.bulk_runs import run_bulk
 from runql.clients.runner.idle import Backoff
 from runql.clients.runner.live import RUN_EVENTS, LiveSocket
 from runql.error_codes import ErrorCode
@@ -288,32 +289,12 @@ def _ago(stamp: str) -> str:
 
 
 def stop(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    if args.project:
-        variables = {"ids": None, "project": args.project, "names": args.runs}
-    else:
-        bad = [r for r in args.runs if not r.isdigit()]
-        if bad:
-            print(
-                f"runql stop: {bad[0]!r} is not a run id; to stop runs by name, pass --project",
-                file=sys.stderr,
-            )
-            return 2
-        variables = {"ids": args.runs, "project": None, "names": None}
-    try:
-        with Client(Endpoint.from_env(args.url)) as client:
-            data = client.execute(STOP_RUNS, {**variables, "abort": args.abort})
-    except ClientError as exc:
-        return _fail("stop", exc)
-    failed = 0
-    for asked, result in zip(args.runs, data["stopRuns"]["results"], strict=True):
-        label = asked
-        if result.get("name") and result.get("runId"):
-            label = f"{result['name']} ({result['runId']})"
-        error = result.get("error")
-        if error:
-            failed += 1
-            out.write(f"{label}: {error['code']}: {error['message']}\n")
-        else:
-            run = result["run"]
-            out.write(f"{label}: {run['status']} ({run['statusMessage']})\n")
-    return 1 if failed else 0
+    return run_bulk(
+        "stop",
+        args,
+        mutation=STOP_RUNS,
+        field="stopRuns",
+        variables={"abort": args.abort},
+        describe=lambda run: f"{run['status']} ({run['statusMessage']})",
+        out=out,
+    )

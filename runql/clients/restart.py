@@ -13,7 +13,7 @@ import argparse
 import sys
 from typing import TextIO
 
-from runql.clients.api import Client, ClientError, Endpoint
+from runql.clients.bulk_runs import run_bulk
 
 RESTART_RUNS = """
 mutation Restart($ids: [ID!], $project: String, $names: [String!], $scope: RestartScope!) {
@@ -36,37 +36,12 @@ def add_restart_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def restart(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    if args.project:
-        variables = {"ids": None, "project": args.project, "names": args.runs}
-    else:
-        bad = [r for r in args.runs if not r.isdigit()]
-        if bad:
-            print(
-                f"runql restart: {bad[0]!r} is not a run id; to restart runs by name, "
-                "pass --project",
-                file=sys.stderr,
-            )
-            return 2
-        variables = {"ids": args.runs, "project": None, "names": None}
-    scope = "ALL" if args.all else "FAILED"
-    try:
-        with Client(Endpoint.from_env(args.url)) as client:
-            data = client.execute(RESTART_RUNS, {**variables, "scope": scope})
-    except ClientError as exc:
-        print(f"runql restart: {exc}", file=sys.stderr)
-        return 1
-    failed = 0
-    for asked, result in zip(args.runs, data["restartRuns"]["results"], strict=True):
-        label = asked
-        if result.get("name") and result.get("runId"):
-            label = f"{result['name']} ({result['runId']})"
-        error = result.get("error")
-        if error:
-            failed += 1
-            out.write(f"{label}: {error['code']}: {error['message']}\n")
-        else:
-            run = result["run"]
-            out.write(
-                f"{label}: {run['status']}, attempt {run['attempt']} ({run['statusMessage']})\n"
-            )
-    return 1 if failed else 0
+    return run_bulk(
+        "restart",
+        args,
+        mutation=RESTART_RUNS,
+        field="restartRuns",
+        variables={"scope": "ALL" if args.all else "FAILED"},
+        describe=lambda run: f"{run['status']}, attempt {run['attempt']} ({run['statusMessage']})",
+        out=out,
+    )

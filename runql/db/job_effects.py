@@ -72,6 +72,20 @@ def status_in(column: Any, *statuses: str) -> ColumnElement[bool]:
     return column == values[0] if len(values) == 1 else column.in_(values)
 
 
+#: The columns a new submission of a logical job is written with (a retry, a restart).
+NEW_SUBMISSION_COLUMNS = (
+    "run_id",
+    "replica_num",
+    "job_num",
+    "submission_num",
+    "name",
+    "status",
+    "run_attempt",
+    "submitted_at",
+    "spec",
+)
+
+
 @functools.cache
 def _retry_statements() -> tuple[Any, Any]:
     old = aliased(Job)
@@ -79,17 +93,7 @@ def _retry_statements() -> tuple[Any, Any]:
     add = (
         insert(JOBS_TABLE)
         .from_select(
-            [
-                "run_id",
-                "replica_num",
-                "job_num",
-                "submission_num",
-                "name",
-                "status",
-                "run_attempt",
-                "submitted_at",
-                "spec",
-            ],
+            list(NEW_SUBMISSION_COLUMNS),
             select(
                 old.run_id,
                 old.replica_num,

@@ -52,7 +52,7 @@ from sqlalchemy.orm import aliased
 
 from runql.db.enums import FINISHED_RUN_STATUSES, EventKind, JobStatus, RestartScope, RunStatus
 from runql.db.events import EventBatch
-from runql.db.job_effects import JOBS_TABLE
+from runql.db.job_effects import JOBS_TABLE, NEW_SUBMISSION_COLUMNS
 from runql.db.lifecycle import LockedRuns, RunOutcome
 from runql.db.models import JobDependency, LogicalJob, Run
 from runql.db.types import UTCDateTime, utcnow
@@ -129,20 +129,9 @@ def _insert_statement(scope: RestartScope) -> Any:
     )
     if scope == RestartScope.FAILED:
         chosen = chosen.where(latest.c.status != literal_column("'DONE'"))
-    columns = [
-        "run_id",
-        "replica_num",
-        "job_num",
-        "submission_num",
-        "name",
-        "status",
-        "run_attempt",
-        "submitted_at",
-        "spec",
-    ]
     return (
         insert(JOBS_TABLE)
-        .from_select(columns, chosen)
+        .from_select(list(NEW_SUBMISSION_COLUMNS), chosen)
         .returning(JOBS_TABLE.c.id, JOBS_TABLE.c.run_id)
     )
 

@@ -194,6 +194,15 @@ class _PerOperation:
             self._places = {}
         return self._places
 
+    def _admit(self, operation_id: str) -> GraphQLError | None:
+        """The refusal of an arriving operation (its message too large, or no place left
+        on the socket), or None once it has taken its place."""
+        error = self._oversized()
+        if error is not None:
+            self._log_refusal(error)
+            return error
+        return self._take_place(operation_id)
+
     def _take_place(self, operation_id: str) -> SettingExceeded | None:
         """Takes the arriving operation's place on the socket, or returns the
         ``LIMIT_EXCEEDED`` refusal to answer instead (nothing runs)."""
@@ -313,11 +322,7 @@ class TransportWSHandler(_PerOperation, BaseGraphQLTransportWSHandler[Context, N
         if not self.connection_acknowledged or message["id"] in self.operations:
             await super().handle_subscribe(message)  # strawberry closes the socket
             return
-        error = self._oversized()
-        if error is not None:
-            self._log_refusal(error)
-        else:
-            error = self._take_place(message["id"])
+        error = self._admit(message["id"])
         if error is None:
             await super().handle_subscribe(message)
             return
@@ -369,11 +374,7 @@ class GraphQLWSHandler(_PerOperation, BaseGraphQLWSHandler[Context, None]):
             return
         if message["id"] in self.tasks:  # strawberry would end it first: so do we
             await self.cleanup_operation(message["id"])
-        error = self._oversized()
-        if error is not None:
-            self._log_refusal(error)
-        else:
-            error = self._take_place(message["id"])
+        error = self._admit(message["id"])
         if error is None:
             await super().handle_start(message)
             return
