@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# pytest-xdist workers of `make test` (tests/scheduling.py); 0 runs the suite in one process
+TEST_WORKERS ?= auto
 
 .PHONY: install run test lint format schema bench clean
 
@@ -21,7 +23,7 @@ run: install ## migrate ./runql.db, load demo data if empty, serve http://127.0.
 	$(BIN)/runql serve
 
 test: install ## the whole suite, on SQLite and PostgreSQL
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check runql tests bench

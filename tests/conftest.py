@@ -64,6 +64,13 @@ async def _drop_postgres_database(url: str) -> None:
     await engine.dispose()
 
 
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """Under ``make test`` (pytest-xdist): see tests/scheduling.py."""
+    from tests.scheduling import make_scheduler
+
+    return make_scheduler(config, log)
+
+
 @pytest_asyncio.fixture(scope="session", params=BACKENDS)
 async def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
