@@ -37,6 +37,8 @@ from tests.clients.helpers import (
 )
 from tests.observability.helpers import parse, values
 
+pytestmark = pytest.mark.slow  # real serve, runner and ps processes: see DEVELOPERS.md, Tests
+
 #: How long an idle runner is watched for claims: longer than polling's longest gap.
 QUIET_SECONDS = MAX_SECONDS + 1.0
 #: Deliveries wait for every older writing transaction of the PostgreSQL cluster

@@ -11,12 +11,15 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 import pytest_asyncio
 
 from runql.cli.demo import load_demo
 from runql.db.engine import Database
 from runql.db.migrate import upgrade
 from tests.clients.helpers import Server, base_env, free_port, serving
+
+pytestmark = pytest.mark.slow  # real runql serve and CLI processes: see DEVELOPERS.md, Tests
 
 ADMIN = "rql_demo_admin_token"
 

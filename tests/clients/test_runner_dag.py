@@ -8,7 +8,11 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.clients.helpers import Server, finished, start_runner, statuses, until
+
+pytestmark = pytest.mark.slow  # real runql serve and runner processes: see DEVELOPERS.md, Tests
 
 RESULT = (
     'printf \'{"accuracy": 0.9, "job": "%s", "run": "%s", "submission": %s, "token": "%s"}\' '

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.clients.helpers import (
     GRACE_SECONDS,
     LEASE_SECONDS,
@@ -21,6 +23,8 @@ from tests.clients.helpers import (
     statuses,
     until,
 )
+
+pytestmark = pytest.mark.slow  # real runql serve and runner processes: see DEVELOPERS.md, Tests
 
 
 def gone(pid: int) -> bool:

@@ -29,6 +29,8 @@ from tests.clients.helpers import (
     until,
 )
 
+pytestmark = pytest.mark.slow  # real runql serve and runner processes: see DEVELOPERS.md, Tests
+
 WAITERS = 4
 
 

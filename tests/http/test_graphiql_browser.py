@@ -34,6 +34,8 @@ from runql.settings import Settings
 from runql.web import graphiql
 from runql.web.app import create_app
 
+pytestmark = pytest.mark.slow  # a real browser: see DEVELOPERS.md, Tests
+
 HOST = "127.0.0.1"
 HEADERS_EDITOR = ".graphiql-editor-tool .graphiql-editor:not(.hidden)"
 LAUNCH_ARGS = [

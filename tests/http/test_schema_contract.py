@@ -67,6 +67,7 @@ def _install(npm: str) -> None:
     stamp.write_text(lock.read_text())
 
 
+@pytest.mark.slow
 def test_sdl_composes_with_apollo_composition_without_errors_or_hints() -> None:
     tools = _tools()
     if tools is None:

@@ -339,6 +339,7 @@ async def _insert_runs(db: Database, project: ProjectHandle, user: UserHandle, n
     return ids
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("abort", [False, True])
 async def test_stopping_500_runs_costs_the_statements_of_stopping_one(
     db: Database, factory: Factory, gql: GraphQLClient, abort: bool

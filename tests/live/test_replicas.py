@@ -22,6 +22,8 @@ from tests.factories import Factory
 from tests.live.helpers import RUN_EVENTS, socket, submit_input
 from tests.processes import fresh_database, serving_process
 
+pytestmark = pytest.mark.slow  # two real runql serve processes: see DEVELOPERS.md, Tests
+
 STARTUP_SECONDS = 30.0
 SUBMIT = """mutation($input: SubmitRunInput!) { submitRun(input: $input) { run { id } } }"""
 

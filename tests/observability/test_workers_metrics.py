@@ -28,9 +28,12 @@ from tests.observability.helpers import labels, parse, values
 from tests.processes import fresh_database, runql, serving_process
 from tests.test_workers import Server, _until_ready, _worker_pids
 
-pytestmark = pytest.mark.skipif(
-    not sys.platform.startswith("linux"), reason="finds the worker processes in /proc"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not sys.platform.startswith("linux"), reason="finds the worker processes in /proc"
+    ),
+    pytest.mark.slow,  # real runql serve processes (see DEVELOPERS.md, Tests)
+]
 
 TOKEN = "workers-scrape-token-0123"
 POOL_SIZE = 6  # the server's total: 3 per worker on PostgreSQL
