@@ -64,6 +64,7 @@ async def _drop_postgres_database(url: str) -> None:
     await engine.dispose()
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist (a dev dependency)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     """Under ``make test`` (pytest-xdist): see tests/scheduling.py."""
     from tests.scheduling import make_scheduler
