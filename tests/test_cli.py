@@ -37,6 +37,7 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
         assert command in result.stdout
 
 
+@pytest.mark.slow
 def test_migrate_demo_user_and_project(tmp_path: Path) -> None:
     assert runql(tmp_path, "migrate").returncode == 0
 

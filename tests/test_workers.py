@@ -33,9 +33,12 @@ from tests.processes import Server, gql, serving, worker_pids
 from tests.runner.helpers import CLAIM, COMPLETE
 from tests.waiting import until
 
-pytestmark = pytest.mark.skipif(
-    not sys.platform.startswith("linux"), reason="finds the worker processes in /proc"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not sys.platform.startswith("linux"), reason="finds the worker processes in /proc"
+    ),
+    pytest.mark.slow,  # real runql serve processes (see DEVELOPERS.md, Tests)
+]
 
 SUBMIT = """mutation($input: SubmitRunInput!) { submitRun(input: $input) { run { id } } }"""
 SUBMITTERS, RUNS_EACH, REPLICAS = 4, 3, 10  # 120 jobs

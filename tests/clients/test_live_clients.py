@@ -32,6 +32,8 @@ from tests.observability.helpers import parse, values
 from tests.processes import Process, Server, running, start
 from tests.waiting import DEADLINE, until
 
+pytestmark = pytest.mark.slow  # real serve, runner and ps processes: see DEVELOPERS.md, Tests
+
 #: How long an idle runner is watched for claims: longer than polling's longest gap.
 QUIET_SECONDS = MAX_SECONDS + 1.0
 #: The runner's safety re-check, raised so that only a signal can wake it in a test.

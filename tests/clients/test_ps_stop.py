@@ -10,6 +10,7 @@ import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 import pytest_asyncio
 
 from runql.cli.demo import load_demo
@@ -18,6 +19,8 @@ from runql.db.migrate import upgrade
 from tests.clients.helpers import client_env
 from tests.processes import Server, free_port, running
 from tests.processes import runql as run_command
+
+pytestmark = pytest.mark.slow  # real runql serve and CLI processes: see DEVELOPERS.md, Tests
 
 ADMIN = "rql_demo_admin_token"
 

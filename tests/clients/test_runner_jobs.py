@@ -10,9 +10,13 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.clients.helpers import STOP, finished, start_runner, statuses
 from tests.processes import Server
 from tests.waiting import until
+
+pytestmark = pytest.mark.slow  # real runql serve and runner processes: see DEVELOPERS.md, Tests
 
 
 def gone(pid: int) -> bool:

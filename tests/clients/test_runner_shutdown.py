@@ -22,6 +22,8 @@ from tests.clients.helpers import SERVER_SETTINGS, finished, start_runner, statu
 from tests.processes import Server, serving
 from tests.waiting import until
 
+pytestmark = pytest.mark.slow  # real runql serve and runner processes: see DEVELOPERS.md, Tests
+
 WAITERS = 4
 
 

@@ -93,6 +93,7 @@ async def test_a_smaller_id_of_a_newer_transaction_comes_after_an_older_one(
     assert await positions(db) == [submitted, b_event, a_event]
 
 
+@pytest.mark.slow
 async def test_a_polling_reader_gets_every_event_once_under_concurrent_writers(
     db: Database, factory: Factory
 ) -> None:

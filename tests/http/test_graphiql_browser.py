@@ -35,6 +35,8 @@ from runql.web import graphiql
 from runql.web.app import create_app
 from tests.waiting import DEADLINE
 
+pytestmark = pytest.mark.slow  # a real browser: see DEVELOPERS.md, Tests
+
 HOST = "127.0.0.1"
 HEADERS_EDITOR = ".graphiql-editor-tool .graphiql-editor:not(.hidden)"
 LAUNCH_ARGS = [

@@ -81,6 +81,7 @@ def node_with_packages(purpose: str) -> str:
     return node
 
 
+@pytest.mark.slow
 def test_sdl_composes_with_apollo_composition_without_errors_or_hints() -> None:
     node = node_with_packages("compose the SDL with @apollo/composition")
 

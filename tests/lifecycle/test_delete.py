@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import select, update
 
 from runql.db.engine import Database
@@ -129,6 +130,7 @@ async def test_only_finished_runs_are_deleted_with_a_result_per_id_in_order(
     )
 
 
+@pytest.mark.slow
 async def test_deleting_500_runs_costs_the_statements_of_deleting_one(
     db: Database, factory: Factory, gql: GraphQLClient
 ) -> None:

@@ -322,6 +322,7 @@ async def test_a_wrong_request_is_one_error_naming_the_argument(
     assert (error["extensions"]["code"], error["extensions"]["field"]) == (code, field)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("abort", [False, True])
 async def test_stopping_500_runs_costs_the_statements_of_stopping_one(
     db: Database, factory: Factory, gql: GraphQLClient, abort: bool

@@ -14,6 +14,8 @@ from tests.live.helpers import RUN_EVENTS
 from tests.processes import Server, fresh_database, prepare_database, running
 from tests.wsclient import socket
 
+pytestmark = pytest.mark.slow  # two real runql serve processes: see DEVELOPERS.md, Tests
+
 
 @pytest_asyncio.fixture(params=BACKENDS)
 async def replicas(

@@ -26,9 +26,12 @@ from tests.observability.helpers import Labels, labels, parse, values
 from tests.processes import Server, serving, worker_pids
 from tests.waiting import until
 
-pytestmark = pytest.mark.skipif(
-    not sys.platform.startswith("linux"), reason="finds the worker processes in /proc"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not sys.platform.startswith("linux"), reason="finds the worker processes in /proc"
+    ),
+    pytest.mark.slow,  # real runql serve processes (see DEVELOPERS.md, Tests)
+]
 
 TOKEN = "workers-scrape-token-0123"
 POOL_SIZE = 6  # the server's total: 3 per worker on PostgreSQL

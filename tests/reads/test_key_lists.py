@@ -153,6 +153,7 @@ async def test_a_lookup_of_40000_values_is_one_statement(
     assert sql.count == 1, sql.statements
 
 
+@pytest.mark.slow
 async def test_entities_with_40000_representations(
     db: Database, factory: Factory, gql: GraphQLClient
 ) -> None:

@@ -8,6 +8,7 @@ depth limit exceeded".
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import insert, update
 
 from runql.db.engine import Database
@@ -68,6 +69,7 @@ async def _retry_every_other_job(db: Database, run_id: int) -> None:
         )
 
 
+@pytest.mark.slow
 async def test_submissions_of_three_runs_of_4000_jobs_in_a_fixed_number_of_statements(
     db: Database, factory: Factory, gql: GraphQLClient
 ) -> None:

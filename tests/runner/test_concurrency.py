@@ -14,6 +14,8 @@ import random
 from collections import Counter
 from typing import Any
 
+import pytest
+
 from runql.db.engine import Database
 from runql.db.enums import JobStatus, RunStatus
 from runql.db.lifecycle import JobDefinition
@@ -37,6 +39,7 @@ def _dag() -> list[JobDefinition]:
     return jobs
 
 
+@pytest.mark.slow
 async def test_eight_runners_complete_a_500_job_dag_exactly_once(
     db: Database, factory: Factory, gql: GraphQLClient
 ) -> None:

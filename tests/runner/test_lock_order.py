@@ -23,6 +23,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Iterator, Sequence
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from runql.db.claims import Claim
@@ -37,6 +38,8 @@ from runql.resolvers.context import Context
 from runql.settings import Settings
 from runql.tasks.lease_sweeper import LeaseSweeper
 from tests.factories import Factory, ProjectHandle
+
+pytestmark = pytest.mark.slow  # races repeated over rounds: see DEVELOPERS.md, Tests
 
 #: On SQLite one writer runs at a time, so the races cannot deadlock: a few rounds check
 #: that the final states come out right there too. On PostgreSQL each test runs enough
