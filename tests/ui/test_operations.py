@@ -1,25 +1,16 @@
 """The UI's GraphQL documents (runql/web/ui/operations/*.graphql) are valid against the
-schema, one operation per file, complete with the fragments they spread; the restart
-action is offered exactly when the schema has ``restartRuns``."""
+schema, one operation per file, complete with the fragments they spread."""
 
 from __future__ import annotations
 
 import pytest
-from graphql import GraphQLSchema, extend_schema, parse, validate
+from graphql import GraphQLSchema, parse, validate
 
 from runql.schema import build_schema
-from runql.web.ui import all_operations, available_operations
-from runql.web.ui.operations import OPERATIONS_DIR, OPTIONAL, has_mutation
+from runql.web.ui import all_operations
+from runql.web.ui.operations import OPERATIONS_DIR
 
 SCHEMA: GraphQLSchema = build_schema()._schema
-
-#: restartRuns as the UI expects it: the shape of stopRuns/deleteRuns (ids in, one result
-#: per run out). Used only while the live schema has no restartRuns.
-RESTART_EXTENSION = """
-input RestartRunsInput { runIds: [ID!]! }
-type RestartRunsPayload { results: [RunResult!]! }
-extend type Mutation { restartRuns(input: RestartRunsInput!): RestartRunsPayload! }
-"""
 
 
 def test_every_file_is_one_named_operation() -> None:
@@ -27,28 +18,17 @@ def test_every_file_is_one_named_operation() -> None:
     operations = all_operations()
 
     assert len(operations) == len(files) == 8
-    assert {"Runs", "Run", "RunSpec", "JobHistory", "StopRuns", "DeleteRuns", "RunEvents"} < set(
-        operations
-    )
+    assert set(operations) == {
+        *("Runs", "Run", "RunSpec", "JobHistory", "RunEvents"),
+        *("StopRuns", "RestartRuns", "DeleteRuns"),
+    }
 
 
-@pytest.mark.parametrize("name", sorted(set(all_operations()) - set(OPTIONAL)))
+@pytest.mark.parametrize("name", sorted(all_operations()))
 def test_operation_is_valid_against_the_schema(name: str) -> None:
     errors = validate(SCHEMA, parse(all_operations()[name]))
 
     assert errors == [], [e.message for e in errors]
-
-
-@pytest.mark.parametrize("name", sorted(OPTIONAL))
-def test_optional_operation_is_valid_where_its_field_exists(name: str) -> None:
-    schema = SCHEMA
-    if not has_mutation(SCHEMA, OPTIONAL[name]):
-        schema = extend_schema(SCHEMA, parse(RESTART_EXTENSION))
-        assert name not in available_operations(SCHEMA), "offered without its mutation"
-    errors = validate(schema, parse(all_operations()[name]))
-
-    assert errors == [], [e.message for e in errors]
-    assert name in available_operations(schema)
 
 
 def test_documents_carry_only_the_fragments_they_spread() -> None:

@@ -5,9 +5,6 @@ text of its own), so they are one list a reviewer reads, the test suite validate
 the schema (tests/ui/test_operations.py), and a trusted-documents manifest can start from.
 Each file holds one operation; the fragments it spreads are appended from
 ``fragments.graphql``, so a document is complete on its own.
-
-Optional operations (``OPTIONAL``) belong to mutations another part of the API may not
-have: the page offers them only when the schema has their root field.
 """
 
 from __future__ import annotations
@@ -19,7 +16,6 @@ from graphql import (
     DocumentNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
-    GraphQLSchema,
     OperationDefinitionNode,
     Visitor,
     parse,
@@ -29,8 +25,6 @@ from graphql import (
 
 OPERATIONS_DIR = Path(__file__).parent / "operations"
 FRAGMENTS_FILE = "fragments.graphql"
-#: Operation name -> the Mutation field it needs; offered only when the schema has it.
-OPTIONAL = {"RestartRuns": "restartRuns"}
 
 
 class _Spreads(Visitor):
@@ -81,16 +75,3 @@ def all_operations() -> dict[str, str]:
         assert isinstance(operation, OperationDefinitionNode) and operation.name, path
         operations[operation.name.value] = _complete(operation)
     return operations
-
-
-def has_mutation(schema: GraphQLSchema, field: str) -> bool:
-    return schema.mutation_type is not None and field in schema.mutation_type.fields
-
-
-def available_operations(schema: GraphQLSchema) -> dict[str, str]:
-    """The operations this server can answer: optional ones only when their field exists."""
-    return {
-        name: text
-        for name, text in all_operations().items()
-        if name not in OPTIONAL or has_mutation(schema, OPTIONAL[name])
-    }

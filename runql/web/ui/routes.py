@@ -2,8 +2,7 @@
 
 One HTML page, one stylesheet and a few JavaScript modules with no build step and nothing
 from another host. The page carries the operations it may send (``operations.py``) as
-JSON, so the browser needs no extra request to learn them and the restart button shows
-only when the schema has ``restartRuns``. ``RUNQL_UI=false`` serves none of it.
+JSON, so the browser needs no extra request to learn them. ``RUNQL_UI=false`` serves none of it.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from runql.settings import Settings
-from runql.web.ui.operations import available_operations
+from runql.web.ui.operations import all_operations
 
 STATIC_DIR = Path(__file__).parent / "static"
 PATH = "/ui"
@@ -31,8 +30,8 @@ CSP = (
 
 
 def render_page(schema: GraphQLSchema) -> str:
-    """index.html with the operations this server answers embedded as JSON."""
-    operations = json.dumps(available_operations(schema), sort_keys=True)
+    """index.html with the UI's operations embedded as JSON."""
+    operations = json.dumps(all_operations(), sort_keys=True)
     # "</" cannot end the <script> element early; JSON reads "<\/" as "</".
     embedded = operations.replace("</", "<\\/")
     template = (STATIC_DIR / "index.html").read_text(encoding="utf-8")

@@ -1,16 +1,16 @@
 // Stop, abort, restart and delete: each one bulk mutation for every selected run, with the
 // per-run results shown (an error names the run and says why, e.g. ALREADY_FINISHED).
 
-import { gql, OPERATIONS } from "./api.js";
+import { gql } from "./api.js";
 import { h } from "./dom.js";
 
 export const ACTIONS = [
   { label: "Stop", op: "StopRuns", field: "stopRuns", vars: (ids) => ({ ids, abort: false }), can: (r) => r.viewerCanStop },
   { label: "Abort", op: "StopRuns", field: "stopRuns", vars: (ids) => ({ ids, abort: true }), can: (r) => r.viewerCanStop },
-  // Offered only when the server's schema has restartRuns (it decides what may restart).
+  // Restart re-runs what did not end DONE; the server refuses runs that are not finished.
   { label: "Restart", op: "RestartRuns", field: "restartRuns", vars: (ids) => ({ ids }), can: () => true },
   { label: "Delete", op: "DeleteRuns", field: "deleteRuns", vars: (ids) => ({ ids }), can: (r) => r.viewerCanDelete, confirm: true },
-].filter((action) => action.op in OPERATIONS);
+];
 
 /** Run `action` on `runs`; resolves to its per-run results (in request order). */
 export async function perform(action, runs) {
