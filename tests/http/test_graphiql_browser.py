@@ -1,23 +1,16 @@
 """GraphiQL in a real browser: the page works with no request leaving the server's host.
 
 Drives the system's Chromium (Debian's ``chromium``; never a downloaded build) with
-playwright against runql served by uvicorn on a loopback port, backed by a migrated SQLite
-file with the demo data. Outside CI the test skips, with the reason shown, when there is
-no browser or the GraphiQL assets are not installed; under ``CI=true`` both are required.
-
-A plain sync test on purpose: playwright's sync API cannot run inside an asyncio loop, so
-the server gets its own loop in a thread.
+playwright against ``runql serve`` on a loopback port, backed by a migrated SQLite file
+with the demo data (``tests.browser``). Outside CI the test skips, with the reason shown,
+when there is no browser or the GraphiQL assets are not installed; under ``CI=true`` both
+are required.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,94 +18,23 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-import uvicorn
 
-from runql.cli.demo import DEMO_USERS, load_demo
-from runql.db.engine import Database
-from runql.db.migrate import upgrade
-from runql.settings import Settings
+from runql.cli.demo import DEMO_USERS
 from runql.web import graphiql
-from runql.web.app import create_app
-from tests.waiting import DEADLINE
+from tests.browser import LAUNCH_ARGS, TIMEOUT_MS, chromium, demo_server, require
 
 pytestmark = pytest.mark.slow  # a real browser: see DEVELOPERS.md, Tests
 
 HOST = "127.0.0.1"
 HEADERS_EDITOR = ".graphiql-editor-tool .graphiql-editor:not(.hidden)"
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-TIMEOUT_MS = int(DEADLINE * 1000)
-
-
-def _require(condition: bool, reason: str) -> None:
-    """Skip with ``reason`` outside CI; fail under CI=true, where the test must run."""
-    if condition:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true requires the GraphiQL browser test)", pytrace=False)
-    pytest.skip(reason)
-
-
-def _chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    _require(path is not None, "no system Chromium: `apt-get install chromium` to run this test")
-    assert path is not None
-    return path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
-    """runql on a loopback port with demo data; yields its base URL."""
-    settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'runql.db'}", secret_key="browser-test"
-    )
-    config = uvicorn.Config(
-        create_app(settings), host=HOST, port=_free_port(), log_level="warning", lifespan="on"
-    )
-    uv = uvicorn.Server(config)
-    failure: list[BaseException] = []
-
-    async def serve() -> None:
-        db = Database(settings.database_url)
-        try:
-            await upgrade(db)
-            await load_demo(db)
-        finally:
-            await db.dispose()
-        await uv.serve()
-
-    def run() -> None:
-        try:
-            asyncio.run(serve())
-        except BaseException as exc:
-            failure.append(exc)
-
-    thread = threading.Thread(target=run, name="runql-uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + DEADLINE
-    while not uv.started:
-        if failure or not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"runql did not start: {failure}")
-        time.sleep(0.05)
-    try:
-        yield f"http://{HOST}:{config.port}"
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=DEADLINE)
+    """``runql serve`` with the demo data; yields its base URL."""
+    chromium()  # skip before building a database when there is no browser
+    with demo_server("sqlite", tmp_path) as served:
+        yield served.url
 
 
 def _editor_text(page: Any, selector: str) -> str:
@@ -122,8 +44,8 @@ def _editor_text(page: Any, selector: str) -> str:
 
 
 def test_graphiql_runs_the_example_query_offline(server: str, tmp_path: Path) -> None:
-    browser = _chromium()
-    _require(
+    browser = chromium()
+    require(
         not graphiql.missing_assets(graphiql.load_manifest(), graphiql.ASSETS_DIR),
         "GraphiQL assets not installed: run `make install` (needs npm) to run this test",
     )

@@ -24,16 +24,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from runql.cli.demo import DEMO_USERS
+from tests.browser import LAUNCH_ARGS, TIMEOUT_MS, DemoServer, chromium, demo_server
 from tests.conftest import BACKENDS
-from tests.ui.server import (
-    LAUNCH_ARGS,
-    Server,
-    chromium,
-    drop_database,
-    fresh_database_url,
-)
 
-TIMEOUT_MS = 30_000
 ALICE = DEMO_USERS["alice"][0]
 ROWS = "table.grid tbody tr[data-run-id]"
 SUBMIT = """mutation($input: SubmitRunInput!) { submitRun(input: $input) { run { id name } } }"""
@@ -44,23 +37,15 @@ RUNS = """query($filter: RunFilter) { runs(first: 20, filter: $filter) {
 
 
 @pytest.fixture(params=BACKENDS)
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DemoServer]:
     """``runql serve`` with the demo data on a fresh database of each backend."""
     chromium()  # skip before building a database when there is no browser
-    database_url = fresh_database_url(request.param, tmp_path)
-    server = Server(database_url, tmp_path / "server.log")
-    try:
-        server.runql("migrate")
-        server.runql("demo")
-        server.start()
+    with demo_server(request.param, tmp_path, RUNQL_LEASE_SWEEP_SECONDS="0") as server:
         yield server
-    finally:
-        server.stop()
-        drop_database(request.param, database_url)
 
 
 @pytest.fixture
-def page(server: Server, tmp_path: Path) -> Iterator[Any]:
+def page(server: DemoServer, tmp_path: Path) -> Iterator[Any]:
     """A fresh Chromium page that may talk to runql's host only."""
     sync_api = pytest.importorskip("playwright.sync_api")
     errors: list[str] = []
@@ -90,7 +75,7 @@ def page(server: Server, tmp_path: Path) -> Iterator[Any]:
     assert errors == [], errors
 
 
-def _only_runql(route: Any, server: Server, errors: list[str]) -> None:
+def _only_runql(route: Any, server: DemoServer, errors: list[str]) -> None:
     """Let requests to runql through; abort (and report) any other host's."""
     if urlsplit(route.request.url).netloc == urlsplit(server.url).netloc:
         route.continue_()
@@ -136,18 +121,18 @@ def graphql_posts(page: Any) -> list[str]:
     return sent
 
 
-def sign_in(page: Any, server: Server, token: str) -> None:
+def sign_in(page: Any, server: DemoServer, token: str) -> None:
     page.goto(f"{server.url}/ui")
     page.fill("#token", token)
     page.click("form.signin button[type=submit]")
 
 
-def submit_run(server: Server, name: str) -> None:
+def submit_run(server: DemoServer, name: str) -> None:
     job = {"name": "main", "spec": {"cmd": "true"}}
     server.graphql(ALICE, SUBMIT, input={"project": "vision", "name": name, "jobs": [job]})
 
 
-def test_runs_page_lists_stops_and_follows_live(server: Server, page: Any) -> None:
+def test_runs_page_lists_stops_and_follows_live(server: DemoServer, page: Any) -> None:
     sent = graphql_posts(page)
 
     # A refused token says so, and sends no further request.
@@ -237,7 +222,7 @@ def test_runs_page_lists_stops_and_follows_live(server: Server, page: Any) -> No
     assert sent == ["Run", "RunSpec", "StopRuns", "Run", "JobHistory", "Run"]
 
 
-def test_page_recovers_when_the_server_restarts(server: Server, page: Any) -> None:
+def test_page_recovers_when_the_server_restarts(server: DemoServer, page: Any) -> None:
     sign_in(page, server, ALICE)
     page.wait_for_selector(ROWS)
     page.wait_for_selector("#live[data-state=live]")
@@ -260,7 +245,7 @@ def test_page_recovers_when_the_server_restarts(server: Server, page: Any) -> No
     page.errors[:] = [e for e in page.errors if "ERR_CONNECTION_REFUSED" not in e]
 
 
-def test_filters_search_and_paging_each_read_one_page(server: Server, page: Any) -> None:
+def test_filters_search_and_paging_each_read_one_page(server: DemoServer, page: Any) -> None:
     sign_in(page, server, DEMO_USERS["admin"][0])  # sees all 30 demo runs: two pages
     page.wait_for_selector(ROWS)
     sent = graphql_posts(page)
