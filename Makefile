@@ -12,8 +12,7 @@ TEST_WORKERS ?= 4
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]'  # Python 3.11's own pip installs editable projects
 	touch $(STAMP)
 
 install: $(STAMP) ## also GraphiQL's assets from npm (pinned, verified); no-op when present or no npm

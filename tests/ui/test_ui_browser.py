@@ -44,34 +44,37 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DemoServe
         yield server
 
 
-@pytest.fixture
-def page(server: DemoServer, tmp_path: Path) -> Iterator[Any]:
-    """A fresh Chromium page that may talk to runql's host only."""
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One Chromium for the module's tests (each gets a context of its own)."""
     sync_api = pytest.importorskip("playwright.sync_api")
-    errors: list[str] = []
     with sync_api.sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            user_data_dir=str(tmp_path / "profile"),
-            executable_path=chromium(),
-            headless=True,
-            args=LAUNCH_ARGS,
-            viewport={"width": 1280, "height": 800},
-        )
+        launched = pw.chromium.launch(executable_path=chromium(), headless=True, args=LAUNCH_ARGS)
         try:
-            context.set_default_timeout(TIMEOUT_MS)
-            context.route(
-                "**/*",
-                lambda r: (
-                    r.continue_() if urlsplit(r.request.url).port == server.port else r.abort()
-                ),
-            )
-            page = context.new_page()
-            page.on("pageerror", lambda err: errors.append(str(err)))
-            page.on("console", lambda m: _console_error(m, errors))
-            page.errors = errors
-            yield page
+            yield launched
         finally:
-            context.close()
+            launched.close()
+
+
+@pytest.fixture
+def page(server: DemoServer, browser: Any) -> Iterator[Any]:
+    """A fresh page, in a fresh context (no storage shared with other tests), that may
+    talk to runql's host only."""
+    errors: list[str] = []
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        context.set_default_timeout(TIMEOUT_MS)
+        context.route(
+            "**/*",
+            lambda r: r.continue_() if urlsplit(r.request.url).port == server.port else r.abort(),
+        )
+        page = context.new_page()
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.on("console", lambda m: _console_error(m, errors))
+        page.errors = errors
+        yield page
+    finally:
+        context.close()
     assert errors == [], errors
 
 
