@@ -16,12 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import statistics
-import time
 from typing import Any
 
-from sqlalchemy import select
-
+from bench.bulk_vs_single import measure_bulk_vs_single
 from bench.env import BenchEnv, Config, Unavailable, bench_env
 from bench.report import Report
 from bench.seed import (
@@ -31,16 +28,15 @@ from bench.seed import (
     insert_rows,
     job_row,
     logical_job_row,
+    run_ids_by_name,
 )
-from bench.timing import Timing
-from runql.db.engine import Database, record_statements
+from runql.db.engine import Database
 from runql.db.enums import JobStatus, RunStatus, TerminationReason
 from runql.db.models import Job, JobDependency, LogicalJob, Run
 from runql.db.types import utcnow
 
 SCENARIO = "13 bulk restart"
 RUNS = 500
-CONCURRENCY = 8
 JOBS_PER_RUN = 4
 
 RESTART = """
@@ -77,12 +73,7 @@ async def seed_failed_runs(
             for i, name in enumerate(names)
         ],
     )
-    async with db.read() as session:
-        rows = await session.execute(
-            select(Run.id, Run.name).where(Run.project_id == project_id, Run.name.in_(names))
-        )
-        by_name = {row.name: row.id for row in rows}
-    run_ids = [by_name[name] for name in names]
+    run_ids = await run_ids_by_name(db, project_id, names)
     await insert_rows(
         db,
         LogicalJob,
@@ -135,54 +126,29 @@ async def _restart(env: BenchEnv, token: str, ids: list[int]) -> None:
     _check(data["restartRuns"]["results"], len(ids))
 
 
-async def _one_per_run(env: BenchEnv, token: str, ids: list[int]) -> None:
-    gate = asyncio.Semaphore(CONCURRENCY)
-
-    async def one(run_id: int) -> None:
-        async with gate:
-            await _restart(env, token, [run_id])
-
-    await asyncio.gather(*(one(run_id) for run_id in ids))
-
-
 async def measure_bulk_restart(
     env: BenchEnv, member: BenchUser, project_id: int, config: Config, report: Report
 ) -> None:
-    rounds = 1 if config.quick else 3
-    runs = 100 if config.quick else RUNS
-    token = member.token
-    bulk_ms: list[float] = []
-    single_ms: list[float] = []
-    bulk_statements = single_statements = 0
-    for round_num in range(rounds):
-        ids = await seed_failed_runs(
+    async def seed(round_num: int, count: int) -> list[int]:
+        return await seed_failed_runs(
             env.db,
             project_id=project_id,
             user_id=member.id,
             prefix=f"restart-{round_num}",
-            count=2 * runs,
+            count=count,
         )
-        with record_statements() as recorder:
-            started = time.perf_counter()
-            await _restart(env, token, ids[:runs])
-            bulk_ms.append((time.perf_counter() - started) * 1000)
-        bulk_statements = recorder.count
-        with record_statements() as recorder:
-            started = time.perf_counter()
-            await _one_per_run(env, token, ids[runs:])
-            single_ms.append((time.perf_counter() - started) * 1000)
-        single_statements = recorder.count
-    report.timing(
-        env.backend, SCENARIO, f"1 restartRuns x {runs} runs", Timing(bulk_ms, bulk_statements),
-        key="bulk_restart.bulk", extra="1 request",
-    )  # fmt: skip
-    report.timing(
-        env.backend, SCENARIO, f"{runs} restartRuns x 1 run",
-        Timing(single_ms, single_statements),
-        key="bulk_restart.single", extra=f"{runs} requests, {CONCURRENCY} in flight",
-    )  # fmt: skip
-    speedup = statistics.median(single_ms) / statistics.median(bulk_ms)
-    report.figure(env.backend, "bulk_restart.speedup", speedup, "x")
+
+    await measure_bulk_vs_single(
+        report,
+        backend=env.backend,
+        scenario=SCENARIO,
+        mutation="restartRuns",
+        key="bulk_restart",
+        runs=100 if config.quick else RUNS,
+        rounds=1 if config.quick else 3,
+        seed=seed,
+        call=lambda ids: _restart(env, member.token, ids),
+    )
 
 
 async def _alone(config: Config, report: Report) -> None:

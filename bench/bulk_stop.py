@@ -9,20 +9,15 @@ the ratio.
 
 from __future__ import annotations
 
-import asyncio
-import statistics
-import time
 from typing import Any
 
+from bench.bulk_vs_single import measure_bulk_vs_single
 from bench.env import BenchEnv, Config
 from bench.report import Report
 from bench.seed import Seeded, seed_active_runs
-from bench.timing import Timing
-from runql.db.engine import record_statements
 
 SCENARIO = "5 bulk stop"
 RUNS = 500
-CONCURRENCY = 8
 
 STOP = """
 mutation Stop($ids: [ID!]!) {
@@ -51,48 +46,26 @@ async def _stop(env: BenchEnv, token: str, ids: list[int]) -> None:
     _check(data["stopRuns"]["results"], len(ids))
 
 
-async def _one_per_run(env: BenchEnv, token: str, ids: list[int]) -> None:
-    gate = asyncio.Semaphore(CONCURRENCY)
-
-    async def one(run_id: int) -> None:
-        async with gate:
-            await _stop(env, token, [run_id])
-
-    await asyncio.gather(*(one(run_id) for run_id in ids))
-
-
 async def measure_bulk_stop(env: BenchEnv, seeded: Seeded, config: Config, report: Report) -> None:
-    rounds = 1 if config.quick else 3
-    runs = 100 if config.quick else RUNS
     token = seeded.member.token
-    bulk_ms: list[float] = []
-    single_ms: list[float] = []
-    bulk_statements = single_statements = 0
-    for round_num in range(rounds):
-        ids = await seed_active_runs(
+
+    async def seed(round_num: int, count: int) -> list[int]:
+        return await seed_active_runs(
             env.db,
             project_id=seeded.project_ids[0],
             user_id=seeded.member.id,
             prefix=f"stop-{round_num}",
-            count=2 * runs,
+            count=count,
         )
-        with record_statements() as recorder:
-            started = time.perf_counter()
-            await _stop(env, token, ids[:runs])
-            bulk_ms.append((time.perf_counter() - started) * 1000)
-        bulk_statements = recorder.count
-        with record_statements() as recorder:
-            started = time.perf_counter()
-            await _one_per_run(env, token, ids[runs:])
-            single_ms.append((time.perf_counter() - started) * 1000)
-        single_statements = recorder.count
-    report.timing(
-        env.backend, SCENARIO, f"1 stopRuns x {runs} runs", Timing(bulk_ms, bulk_statements),
-        key="bulk_stop.bulk", extra="1 request",
-    )  # fmt: skip
-    report.timing(
-        env.backend, SCENARIO, f"{runs} stopRuns x 1 run", Timing(single_ms, single_statements),
-        key="bulk_stop.single", extra=f"{runs} requests, {CONCURRENCY} in flight",
-    )  # fmt: skip
-    speedup = statistics.median(single_ms) / statistics.median(bulk_ms)
-    report.figure(env.backend, "bulk_stop.speedup", speedup, "x")
+
+    await measure_bulk_vs_single(
+        report,
+        backend=env.backend,
+        scenario=SCENARIO,
+        mutation="stopRuns",
+        key="bulk_stop",
+        runs=100 if config.quick else RUNS,
+        rounds=1 if config.quick else 3,
+        seed=seed,
+        call=lambda ids: _stop(env, token, ids),
+    )

@@ -324,12 +324,7 @@ async def seed_active_runs(
             for i, name in enumerate(names)
         ],
     )
-    async with db.read() as session:
-        rows = await session.execute(
-            select(Run.id, Run.name).where(Run.project_id == project_id, Run.name.in_(names))
-        )
-        by_name = {row.name: row.id for row in rows}
-    run_ids = [by_name[name] for name in names]
+    run_ids = await run_ids_by_name(db, project_id, names)
     await insert_rows(
         db,
         LogicalJob,
@@ -345,3 +340,14 @@ async def seed_active_runs(
         ],
     )
     return run_ids
+
+
+async def run_ids_by_name(db: Database, project_id: int, names: list[str]) -> list[int]:
+    """The ids of ``project_id``'s runs called ``names``, in that order (rows inserted in
+    bulk do not return their ids on every backend)."""
+    async with db.read() as session:
+        rows = await session.execute(
+            select(Run.id, Run.name).where(Run.project_id == project_id, Run.name.in_(names))
+        )
+        by_name = {row.name: row.id for row in rows}
+    return [by_name[name] for name in names]
