@@ -1,6 +1,6 @@
 """Waiting in tests: for a condition, never for an amount of time.
 
-CI runs the suite on two cores shared with everything else, with pytest-xdist's two
+CI runs the suite on two cores shared with everything else, with pytest-xdist's four
 workers besides: a server may take many seconds to start, an event many seconds to arrive.
 So a test that waits polls for the condition it needs (``until``) and gives up only after
 ``DEADLINE``, a bound meant to be reached only by a broken build, never by a slow machine.
