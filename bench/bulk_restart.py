@@ -15,7 +15,6 @@ for ``make bench``); ``make bench`` runs it after scenario 5 on the same databas
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from typing import Any
 
 from bench.bulk_vs_single import measure_bulk_vs_single
@@ -26,14 +25,12 @@ from bench.seed import (
     create_bench_user,
     create_projects,
     insert_rows,
+    insert_year_old_runs,
     job_row,
-    logical_job_row,
-    run_ids_by_name,
 )
 from runql.db.engine import Database
 from runql.db.enums import JobStatus, RunStatus, TerminationReason
-from runql.db.models import Job, JobDependency, LogicalJob, Run
-from runql.db.types import utcnow
+from runql.db.models import Job, JobDependency
 
 SCENARIO = "13 bulk restart"
 RUNS = 500
@@ -54,30 +51,15 @@ async def seed_failed_runs(
     """``count`` FAILED runs (light spec): step-0 failed for good, the three jobs waiting
     for it aborted, submitted a year ago so they never reach the first runs page.
     Returns their ids in creation order."""
-    start = utcnow() - dt.timedelta(days=365)
-    names = [f"{prefix}-{i:05d}" for i in range(count)]
-    await insert_rows(
+    run_ids, start = await insert_year_old_runs(
         db,
-        Run,
-        [
-            {
-                "project_id": project_id,
-                "user_id": user_id,
-                "name": name,
-                "status": RunStatus.FAILED,
-                "termination_reason": TerminationReason.JOB_FAILED.value,
-                "submitted_at": start + dt.timedelta(seconds=i),
-                "finished_at": start + dt.timedelta(seconds=i + 60),
-                "spec": {"name": name},
-            }
-            for i, name in enumerate(names)
-        ],
-    )
-    run_ids = await run_ids_by_name(db, project_id, names)
-    await insert_rows(
-        db,
-        LogicalJob,
-        [logical_job_row(run_id, j, 0) for run_id in run_ids for j in range(JOBS_PER_RUN)],
+        project_id=project_id,
+        user_id=user_id,
+        prefix=prefix,
+        count=count,
+        jobs_per_run=JOBS_PER_RUN,
+        status=RunStatus.FAILED,
+        termination_reason=TerminationReason.JOB_FAILED,
     )
     jobs = []
     for run_id in run_ids:

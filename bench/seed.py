@@ -296,19 +296,24 @@ async def deepen(db: Database, seeded: Seeded, depth: int) -> int:
     return added
 
 
-async def seed_active_runs(
+async def insert_year_old_runs(
     db: Database,
     *,
     project_id: int,
     user_id: int,
     prefix: str,
     count: int,
-    jobs_per_run: int = 4,
-) -> list[int]:
-    """``count`` RUNNING runs (light spec) whose jobs are RUNNING, submitted a year ago so
-    they never reach the first runs page. Returns their ids in creation order."""
+    jobs_per_run: int,
+    status: RunStatus,
+    termination_reason: TerminationReason | None = None,
+) -> tuple[list[int], dt.datetime]:
+    """``count`` runs (light spec) with ``jobs_per_run`` logical jobs each and no job rows
+    yet, submitted a year ago so they never reach the first runs page (finished a minute
+    later when ``termination_reason`` is given). Returns their ids in creation order and
+    the first one's submission time."""
     start = utcnow() - dt.timedelta(days=365)
     names = [f"{prefix}-{i:05d}" for i in range(count)]
+    finished = termination_reason is not None
     await insert_rows(
         db,
         Run,
@@ -317,8 +322,10 @@ async def seed_active_runs(
                 "project_id": project_id,
                 "user_id": user_id,
                 "name": name,
-                "status": RunStatus.RUNNING,
+                "status": status,
+                "termination_reason": termination_reason.value if finished else None,
                 "submitted_at": start + dt.timedelta(seconds=i),
+                "finished_at": start + dt.timedelta(seconds=i + 60) if finished else None,
                 "spec": {"name": name},
             }
             for i, name in enumerate(names)
@@ -329,6 +336,28 @@ async def seed_active_runs(
         db,
         LogicalJob,
         [logical_job_row(run_id, j, 0) for run_id in run_ids for j in range(jobs_per_run)],
+    )
+    return run_ids, start
+
+
+async def seed_active_runs(
+    db: Database,
+    *,
+    project_id: int,
+    user_id: int,
+    prefix: str,
+    count: int,
+    jobs_per_run: int = 4,
+) -> list[int]:
+    """``count`` RUNNING runs whose jobs are RUNNING (``insert_year_old_runs``)."""
+    run_ids, start = await insert_year_old_runs(
+        db,
+        project_id=project_id,
+        user_id=user_id,
+        prefix=prefix,
+        count=count,
+        jobs_per_run=jobs_per_run,
+        status=RunStatus.RUNNING,
     )
     await insert_rows(
         db,
