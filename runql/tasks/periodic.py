@@ -23,7 +23,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
-from runql.db.outages import EXPECTED_ERRORS, LogLines, Outage, describe
+from runql.db.outages import EXPECTED_ERRORS, LogLines, Outage
 
 T = TypeVar("T")
 
@@ -124,11 +124,4 @@ class PeriodicTask(Generic[T]):
             await task
 
 
-__all__ = [
-    "EXPECTED_ERRORS",
-    "MAX_BACKOFF_SECONDS",
-    "LogLines",
-    "PeriodicTask",
-    "backoff_seconds",
-    "describe",
-]
+__all__ = ["MAX_BACKOFF_SECONDS", "PeriodicTask", "backoff_seconds"]
